@@ -1,0 +1,56 @@
+# mlff2d: every target installs what it needs (virtual environment in .venv/, the plugin
+# in build/plugin/). Versions are pinned in pyproject.toml only.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TORCH  := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
+PLUGIN := build/plugin/maceplugin.so
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SYSPKGS := cmake g++ make
+JOBS   ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: all install sysdeps plugin test test-slow demo bench lint clean
+
+all: install plugin
+
+sysdeps:
+	@missing=""; for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+$(STAMP): pyproject.toml | sysdeps
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, the CPU wheel, so that nothing pulls a CUDA build
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(PLUGIN): $(STAMP) CMakeLists.txt $(wildcard plugin/*.cpp plugin/*.h plugin/*.cmake)
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE=$(abspath $(BIN)/python) >/dev/null
+	cmake --build build -j $(JOBS)
+
+plugin: $(PLUGIN)
+
+test: install plugin
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: install plugin
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+demo: install plugin
+	$(BIN)/mlff2d run analysis/wse2_quick.yaml -o runs/demo
+
+bench: install plugin
+	$(BIN)/python benchmarks/run_all.py -o runs/bench
+
+lint: install
+	$(BIN)/ruff check python tests benchmarks
+	$(BIN)/ruff format --check python tests benchmarks
+
+clean:
+	rm -rf build runs .pytest_cache
