@@ -1,0 +1,253 @@
+"""Dataset recipes: generate structures, label them, split by structure, write extxyz.
+
+A recipe (``training/datasets/<name>.yaml``) lists groups of structures::
+
+    name: wse2_sw_quick
+    material: WSe2
+    calculator: sw            # a name from mlff2d.reference.registry.CALCULATORS
+    profile: null             # optional calculator settings YAML (DFT)
+    seed: 0
+    split: {train: 0.8, valid: 0.1, test: 0.1}
+    groups:
+      - {count: 60, supercells: [[2, 2], [3, 3]], strain: [-0.03, 0.03], rattle: [0.01, 0.08]}
+      - {count: 40, defect: V_Se, supercells: [[3, 3]], strain: [-0.02, 0.02], rattle: [0.01, 0.06]}
+      - {count: 20, kind: md, supercells: [[3, 3]], temperature: 300, interval: 20}
+
+Each group's structures are split train/valid/test separately (stratified by group), so every
+config_type appears in every split.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from ase import Atoms
+from ase.io import write
+
+from mlff2d.config import from_dict, load_yaml, to_dict
+from mlff2d.errors import ConfigError
+from mlff2d.labeling.label import label_structures
+from mlff2d.labeling.store import LabelStore
+from mlff2d.reference.registry import get_labeller
+from mlff2d.runinfo import RunRecord, file_hash, package_versions, write_summary
+from mlff2d.structures import make_defect, monolayer, rattle, strain, supercell
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Group:
+    """One group of structures in a recipe.
+
+    Attributes
+    ----------
+    count
+        Number of structures.
+    kind
+        ``"static"`` (strained + rattled cells) or ``"md"`` (snapshots of Langevin MD with the
+        SW teacher, then labelled by the recipe's calculator).
+    defect
+        Defect name (``V_Se``...) or None for pristine.
+    supercells
+        In-plane sizes, used in turn.
+    strain
+        Range of biaxial strain (fraction), uniform.
+    uniaxial
+        Draw exx and eyy independently from ``strain`` instead of one biaxial value.
+    rattle
+        Range of rattle amplitudes (Å), uniform.
+    temperature
+        MD temperature (K), ``kind: md`` only.
+    interval
+        MD steps (1 fs) between snapshots, ``kind: md`` only.
+    """
+
+    count: int
+    kind: str = "static"
+    defect: str | None = None
+    supercells: list[list[int]] = field(default_factory=lambda: [[3, 3]])
+    strain: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    uniaxial: bool = False
+    rattle: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    temperature: float = 300.0
+    interval: int = 20
+
+
+@dataclass
+class Recipe:
+    """A dataset recipe (see the module docstring)."""
+
+    name: str
+    groups: list[Group]
+    material: str = "WSe2"
+    calculator: str = "sw"
+    profile: str | None = None
+    seed: int = 0
+    split: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "valid": 0.1, "test": 0.1})
+    vacuum: float = 20.0
+
+    def __post_init__(self) -> None:
+        if set(self.split) != set(SPLITS) or any(v < 0 for v in self.split.values()):
+            raise ConfigError(f"recipe '{self.name}': split must have train, valid, test ≥ 0")
+        for g in self.groups:
+            if g.kind not in GENERATORS:
+                raise ConfigError(f"recipe '{self.name}': unknown group kind '{g.kind}'",
+                                  f"use one of {sorted(GENERATORS)}")
+            if g.count < 1:
+                raise ConfigError(f"recipe '{self.name}': group count must be ≥ 1")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe YAML (unknown keys are errors naming the key)."""
+    return from_dict(Recipe, load_yaml(path), where=str(path))
+
+
+def _base_cell(recipe: Recipe, group: Group, i: int) -> Atoms:
+    n, m = group.supercells[i % len(group.supercells)]
+    return supercell(monolayer(recipe.material, vacuum=recipe.vacuum), n, m)
+
+
+def _strain_value(group: Group, rng: np.random.Generator) -> float | tuple[float, float]:
+    lo, hi = group.strain
+    if group.uniaxial:
+        return (float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi)))
+    return float(rng.uniform(lo, hi))
+
+
+def _static(recipe: Recipe, group: Group, rng: np.random.Generator) -> list[Atoms]:
+    out = []
+    for i in range(group.count):
+        atoms = strain(_base_cell(recipe, group, i), _strain_value(group, rng))
+        if group.defect:
+            atoms = make_defect(atoms, group.defect)
+        amp = float(rng.uniform(*group.rattle))
+        out.append(rattle(atoms, amp, seed=int(rng.integers(2**31))) if amp > 0 else atoms)
+    return out
+
+
+def _md(recipe: Recipe, group: Group, rng: np.random.Generator) -> list[Atoms]:
+    """Snapshots of Langevin MD (1 fs) with the SW teacher, one trajectory per supercell."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+    from mlff2d.reference.sw import SWTeacher
+
+    out: list[Atoms] = []
+    per_traj = -(-group.count // len(group.supercells))
+    for j in range(len(group.supercells)):
+        atoms = strain(_base_cell(recipe, group, j), _strain_value(group, rng))
+        if group.defect:
+            atoms = make_defect(atoms, group.defect)
+        info = dict(atoms.info)
+        atoms.calc = SWTeacher()
+        MaxwellBoltzmannDistribution(atoms, temperature_K=group.temperature,
+                                     rng=np.random.default_rng(int(rng.integers(2**31))))
+        dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=group.temperature, friction=0.02, fixcm=False,
+                       rng=np.random.default_rng(int(rng.integers(2**31))))
+        dyn.run(5 * group.interval)  # equilibrate
+        for _ in range(min(per_traj, group.count - len(out))):
+            dyn.run(group.interval)
+            snap = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=True)
+            snap.info = {**info, "config_type": "md", "md_temperature": group.temperature}
+            out.append(snap)
+    return out
+
+
+#: group kind -> generator(recipe, group, rng) -> structures.
+GENERATORS: dict[str, Callable[[Recipe, Group, np.random.Generator], list[Atoms]]] = {
+    "static": _static,
+    "md": _md,
+}
+
+
+def generate(recipe: Recipe) -> list[tuple[str, Atoms]]:
+    """All structures of a recipe with their split (deterministic for a given seed)."""
+    rng = np.random.default_rng(recipe.seed)
+    frac = np.array([recipe.split[s] for s in SPLITS], dtype=float)
+    frac /= frac.sum()
+    out: list[tuple[str, Atoms]] = []
+    for group in recipe.groups:
+        structs = GENERATORS[group.kind](recipe, group, rng)
+        n = len(structs)
+        n_valid = int(round(frac[1] * n))
+        n_test = int(round(frac[2] * n))
+        order = rng.permutation(n)
+        split_of = np.array(["train"] * n, dtype=object)
+        split_of[order[:n_test]] = "test"
+        split_of[order[n_test : n_test + n_valid]] = "valid"
+        out += [(str(split_of[i]), structs[i]) for i in range(n)]
+    return out
+
+
+def build_dataset(recipe_path: str | Path, outdir: str | Path, store: str | Path | None = None,
+                  progress: bool = True) -> dict[str, Any]:
+    """Generate, label (resumably) and split a recipe into ``outdir/{train,valid,test}.extxyz``.
+
+    Parameters
+    ----------
+    recipe_path
+        The recipe YAML.
+    outdir
+        Output folder; also holds the label store (``labels/``) unless ``store`` is given.
+    store
+        Label store folder, e.g. a shared DFT store.
+
+    Returns
+    -------
+    dict
+        Counts per split and config_type, failures, file paths.
+    """
+    recipe = load_recipe(recipe_path)
+    outdir = Path(outdir)
+    rec = RunRecord("dataset", config=to_dict(recipe), inputs={"recipe": str(recipe_path)})
+    with rec.timer("generate"):
+        items = generate(recipe)
+    profile = load_yaml(recipe.profile) if recipe.profile else {}
+    labeller = get_labeller(recipe.calculator, profile)
+    lstore = LabelStore(Path(store) if store else outdir / "labels")
+    with rec.timer("label"):
+        report = label_structures([a for _, a in items], labeller, lstore, progress=progress)
+    frames: dict[str, list[Atoms]] = {s: [] for s in SPLITS}
+    for (split, _), key in zip(items, report.keys, strict=True):
+        if lstore.status(key) == "done":
+            frames[split].append(lstore.read(key))
+    counts: dict[str, dict[str, int]] = {}
+    for split in SPLITS:
+        path = outdir / f"{split}.extxyz"
+        tmp = path.with_name(f".{path.name}.tmp")
+        write(tmp, frames[split], format="extxyz")
+        tmp.replace(path)
+        rec.outputs[split] = str(path)
+        ct: dict[str, int] = {}
+        for a in frames[split]:
+            ct[a.info.get("config_type", "?")] = ct.get(a.info.get("config_type", "?"), 0) + 1
+        counts[split] = ct
+    results = {
+        "n_structures": len(items),
+        "n_labelled": sum(len(v) for v in frames.values()),
+        "n_failed": report.failed,
+        "computed_now": report.computed,
+        "counts": counts,
+        "n_atoms": {s: int(sum(len(a) for a in frames[s])) for s in SPLITS},
+        "calculator": recipe.calculator,
+        "source": labeller.source,
+        "settings": labeller.settings,
+        "settings_hash": labeller.settings_hash,
+        "hashes": {s: file_hash(outdir / f"{s}.extxyz") for s in SPLITS},
+    }
+    rec.results = results
+    provenance = {"recipe": to_dict(recipe), "versions": package_versions(), **results,
+                  "failures": lstore.failures()}
+    (outdir / "provenance.yaml").write_text(yaml.safe_dump(provenance, sort_keys=False))
+    rec.outputs["provenance"] = str(outdir / "provenance.yaml")
+    write_summary(outdir, rec)
+    return results

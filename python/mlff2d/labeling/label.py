@@ -1,0 +1,153 @@
+"""Labelling runs: one calculation per structure through a :class:`LabelStore`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase import Atoms
+
+from mlff2d.errors import InputError
+from mlff2d.labeling.store import LabelStore, structure_key
+from mlff2d.reference.registry import Labeller
+
+logger = logging.getLogger(__name__)
+
+#: info keys of a structure that are carried into its label file.
+CARRIED_INFO = ("config_type", "defect", "defect_center", "strain", "rattle", "supercell", "formula")
+
+
+@dataclass
+class LabelReport:
+    """Outcome of a labelling run.
+
+    Attributes
+    ----------
+    keys
+        Store key of every input structure, in input order.
+    computed, skipped, failed, other_shard
+        Counts: computed now, already in the store, failed now or before, left to other shards.
+    wall_s
+        Wall time of the computations done now (s).
+    """
+
+    keys: list[str] = field(default_factory=list)
+    computed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    other_shard: int = 0
+    wall_s: float = 0.0
+
+
+def attach_labels(atoms: Atoms, labeller: Labeller, wall_s: float) -> Atoms:
+    """A copy of ``atoms`` carrying the calculator results as ``REF_*`` keys.
+
+    ``REF_energy`` (eV), ``REF_forces`` (eV/Å, per atom), ``REF_stress`` (eV/Å³, Voigt
+    xx yy zz yz xz xy, if the calculator gives it), plus ``source``, ``settings_hash`` and
+    ``wall_s``.
+    """
+    calc = labeller.calc
+    out = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    out.info = {k: atoms.info[k] for k in CARRIED_INFO if k in atoms.info}
+    out.info.setdefault("config_type", "pristine")
+    out.info["REF_energy"] = float(calc.results["energy"])
+    out.arrays["REF_forces"] = np.asarray(calc.results["forces"], dtype=float).copy()
+    if "stress" in calc.results:
+        out.info["REF_stress"] = np.asarray(calc.results["stress"], dtype=float).reshape(-1)[:6].copy()
+    out.info["source"] = labeller.source
+    out.info["settings_hash"] = labeller.settings_hash
+    out.info["wall_s"] = round(wall_s, 4)
+    return out
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """Parse ``"i/N"`` (0 ≤ i < N) into ``(i, N)``; None means ``(0, 1)``."""
+    if not text:
+        return (0, 1)
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"cannot read shard '{text}'", "write it as i/N, e.g. 3/16") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise InputError(f"shard '{text}' is out of range", "use 0 ≤ i < N")
+    return (i, n)
+
+
+def label_structures(
+    structures: Sequence[Atoms],
+    labeller: Labeller,
+    store: LabelStore,
+    shard: tuple[int, int] = (0, 1),
+    retry_failed: bool = False,
+    progress: bool = True,
+) -> LabelReport:
+    """Label every structure not yet in ``store``; failures are recorded, not dropped.
+
+    Parameters
+    ----------
+    structures
+        Structures to label.
+    labeller
+        Calculator + settings (:func:`mlff2d.reference.registry.get_labeller`).
+    store
+        Where each result is written as soon as it is finished.
+    shard
+        ``(i, N)``: only keys with ``hash % N == i`` are computed here (Slurm arrays).
+    retry_failed
+        Recompute structures whose earlier calculation failed.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    LabelReport
+    """
+    from rich.progress import Progress
+
+    rep = LabelReport()
+    shash = labeller.settings_hash
+    todo: list[tuple[str, Atoms]] = []
+    for atoms in structures:
+        key = structure_key(atoms, shash)
+        rep.keys.append(key)
+        st = store.status(key)
+        if int(key, 16) % shard[1] != shard[0]:
+            rep.other_shard += 1
+        elif st == "done" or (st == "failed" and not retry_failed):
+            rep.skipped += 1
+            rep.failed += st == "failed"
+        else:
+            todo.append((key, atoms))
+    logger.info("%d structures: %d to compute, %d already in %s, %d for other shards",
+                len(rep.keys), len(todo), rep.skipped, store.root, rep.other_shard)
+    t_all = time.perf_counter()
+    with Progress(disable=not progress or not todo, transient=True) as bar:
+        task = bar.add_task(f"labelling ({labeller.source})", total=len(todo))
+        for key, atoms in todo:
+            work = atoms.copy()
+            work.calc = labeller.calc
+            t0 = time.perf_counter()
+            try:
+                work.get_potential_energy()
+                work.get_forces()
+                try:
+                    work.get_stress()
+                except NotImplementedError:
+                    pass
+                if labeller.check is not None:
+                    labeller.check(labeller.calc)
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded with its reason
+                reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                store.write_failure(key, reason, {"formula": atoms.get_chemical_formula(),
+                                                  "config_type": atoms.info.get("config_type")})
+                logger.warning("label %s failed: %s", key, reason)
+                rep.failed += 1
+            else:
+                store.write(key, attach_labels(atoms, labeller, time.perf_counter() - t0))
+                rep.computed += 1
+            bar.advance(task)
+    rep.wall_s = time.perf_counter() - t_all
+    return rep
