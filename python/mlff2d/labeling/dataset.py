@@ -137,7 +137,7 @@ def _md(recipe: Recipe, group: Group, rng: np.random.Generator) -> list[Atoms]:
     """Snapshots of Langevin MD (1 fs) with the SW teacher, one trajectory per supercell."""
     from ase import units
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.velocitydistribution import thermalize_momenta
 
     from mlff2d.reference.sw import SWTeacher
 
@@ -149,7 +149,7 @@ def _md(recipe: Recipe, group: Group, rng: np.random.Generator) -> list[Atoms]:
             atoms = make_defect(atoms, group.defect)
         info = dict(atoms.info)
         atoms.calc = SWTeacher()
-        MaxwellBoltzmannDistribution(atoms, temperature_K=group.temperature,
+        thermalize_momenta(atoms, group.temperature,
                                      rng=np.random.default_rng(int(rng.integers(2**31))))
         dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=group.temperature, friction=0.02, fixcm=False,
                        rng=np.random.default_rng(int(rng.integers(2**31))))
