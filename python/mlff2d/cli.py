@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "vdos": ("mlff2d.dynamics.commands", "vdos", "Vibrational DOS from MD velocities (dynasor)."),
     "dispersion": ("mlff2d.dynamics.commands", "dispersion", "Current correlations S(q, w) from MD."),
     "run": ("mlff2d.pipeline", "run", "The end-to-end pipeline from a recipe."),
+    "slurm": ("mlff2d.cluster", "slurm", "Write Slurm job scripts (label shards, GPU training, MD)."),
 }
 
 
