@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 PLUGIN := build/plugin/maceplugin.so
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSPKGS := cmake g++ make
+SYSPKGS := cmake g++ make chromium
 JOBS   ?= 2
 PYTEST_ARGS ?=
 
