@@ -1,0 +1,445 @@
+"""Force engines: "forces for this list of displaced supercells", with a cache.
+
+One interface, :class:`ForceEngine.compute`, and a registry of back ends (:data:`ENGINES`):
+
+``ase``
+    Any ASE calculator, one structure at a time (the SW teacher through LAMMPS, a
+    ``MACECalculator``, a DFT calculator).
+``mace-batched``
+    A MACE model evaluated on many displaced supercells per forward pass. The neighbour graph
+    of the undisplaced supercell is built once with a skin and filtered per structure to the
+    model cutoff (exactly the edges a fresh neighbour list would give), so only positions
+    change between structures. The batch size is chosen from the free memory (CPU or CUDA).
+``lammps``
+    The SW teacher evaluated by LAMMPS (``SWTeacher``), serially.
+
+:func:`compute_force_sets` runs an engine over displaced supercells and caches one ``.npy``
+file per displacement under a key made from the structure, so an interrupted run resumes.
+:func:`mace_hessian_force_constants` is the second route: the analytic MACE Hessian.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import resource
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from ase import Atoms
+from numpy.typing import NDArray
+
+from mlff2d.errors import CalculationFailed, InputError, ModelError
+
+logger = logging.getLogger(__name__)
+
+#: name -> engine class. The registry of force back ends.
+ENGINES: dict[str, type[ForceEngine]] = {}
+
+
+def register(cls: type[ForceEngine]) -> type[ForceEngine]:
+    """Class decorator adding a force engine to :data:`ENGINES` under ``cls.name``."""
+    ENGINES[cls.name] = cls
+    return cls
+
+
+class ForceEngine(ABC):
+    """Computes forces (eV/Å) for a list of structures."""
+
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def compute(self, structures: Sequence[Atoms]) -> list[NDArray[np.float64]]:
+        """Forces of each structure, a list of arrays of shape (n_atoms, 3) in eV/Å."""
+
+    @property
+    def preferred_chunk(self) -> int:
+        """How many structures to hand to :meth:`compute` at once (for caching and progress)."""
+        return 1
+
+    def describe(self) -> dict[str, Any]:
+        """A plain-type description for ``summary.yaml``."""
+        return {"engine": self.name}
+
+
+@register
+class ASEEngine(ForceEngine):
+    """Any ASE calculator, called once per structure.
+
+    Parameters
+    ----------
+    calculator
+        The ASE calculator; it is attached to a copy of each structure.
+    """
+
+    name = "ase"
+
+    def __init__(self, calculator: Any) -> None:
+        self.calculator = calculator
+
+    def compute(self, structures: Sequence[Atoms]) -> list[NDArray[np.float64]]:  # noqa: D102
+        out = []
+        for atoms in structures:
+            a = atoms.copy()
+            a.calc = self.calculator
+            out.append(np.asarray(a.get_forces(), dtype=np.float64).copy())
+        return out
+
+    def describe(self) -> dict[str, Any]:  # noqa: D102
+        return {"engine": self.name, "calculator": type(self.calculator).__name__}
+
+
+@register
+class LammpsEngine(ASEEngine):
+    """The SW teacher through the LAMMPS library, serially (``pair_style sw/mod``)."""
+
+    name = "lammps"
+
+    def __init__(self, potential: str | Path | None = None) -> None:
+        from mlff2d.reference.sw import SWTeacher
+
+        super().__init__(SWTeacher(potential=potential))
+
+
+def load_mace_calculator(model: str | Path, device: str = "auto") -> Any:
+    """A ``MACECalculator`` for a ``*.model`` file (the training stage's loader when present).
+
+    Parameters
+    ----------
+    model
+        Path of a mace-torch model file.
+    device
+        ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
+    """
+    import torch
+
+    path = Path(model)
+    if not path.is_file():
+        raise ModelError(f"model file {path} not found", "pass a mace-torch *.model file")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        from mlff2d.training import calculator as training_calculator
+    except ImportError:
+        training_calculator = None
+    if training_calculator is not None:
+        return training_calculator(path, device=device)
+    from mace.calculators import MACECalculator
+
+    try:
+        return MACECalculator(model_paths=str(path), device=device)
+    except Exception as exc:  # noqa: BLE001 - torch/pickle raise many types
+        raise ModelError(f"cannot load {path} as a MACE model: {exc}") from None
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _current_rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def available_memory_bytes(device: str) -> int:
+    """Free memory (bytes) on ``device``: CUDA free memory or the host's ``MemAvailable``."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+        return int(free)
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+@register
+class MACEBatchEngine(ForceEngine):
+    """A MACE model evaluated on batches of displaced supercells.
+
+    Parameters
+    ----------
+    model
+        A ``*.model`` path, a ``MACECalculator`` or a mace-torch model (``torch.nn.Module``).
+    device
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    batch_size
+        Structures per forward pass; ``None`` chooses it from the free memory after a probe.
+    skin
+        Extra neighbour-list distance (Å) so that one graph serves all displacements.
+    memory_fraction
+        Fraction of the free memory a batch may use when ``batch_size`` is None.
+    max_batch
+        Upper bound of the automatic batch size.
+    """
+
+    name = "mace-batched"
+
+    def __init__(self, model: Any, device: str = "auto", batch_size: int | None = None,
+                 skin: float = 1.0, memory_fraction: float = 0.4, max_batch: int = 64) -> None:
+        import torch
+
+        from mlff2d.runtime import keep_allocator_memory
+
+        keep_allocator_memory()
+        if isinstance(model, str | Path):
+            model = load_mace_calculator(model, device)
+        if hasattr(model, "models"):  # a MACECalculator
+            self.model = model.models[0]
+            self.device = str(model.device)
+        else:
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            self.model = model.to(device)
+            self.device = device
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.dtype = next(self.model.parameters()).dtype
+        self.r_max = float(self.model.r_max)
+        self.z_table = [int(z) for z in self.model.atomic_numbers]
+        self.heads = list(getattr(self.model, "heads", ["Default"]))
+        self.skin = skin
+        self.batch_size = batch_size
+        self.memory_fraction = memory_fraction
+        self.max_batch = max_batch
+        self._base: tuple[bytes, Any] | None = None
+
+    @property
+    def preferred_chunk(self) -> int:  # noqa: D102
+        return self.batch_size or 1
+
+    def describe(self) -> dict[str, Any]:  # noqa: D102
+        return {"engine": self.name, "device": self.device, "dtype": str(self.dtype),
+                "batch_size": self.batch_size, "skin_A": self.skin, "r_max_A": self.r_max}
+
+    # -- graphs ----------------------------------------------------------------------------
+    def _base_graph(self, atoms: Atoms) -> Any:
+        """The graph of ``atoms`` with cutoff ``r_max + skin`` (cached by cell and species)."""
+        from mace import data as mace_data
+        from mace.tools import torch_tools, utils
+
+        key = atoms.numbers.tobytes() + atoms.cell.array.round(10).tobytes()
+        if self._base is not None and self._base[0] == key:
+            return self._base[1]
+        missing = sorted(set(atoms.numbers.tolist()) - set(self.z_table))
+        if missing:
+            raise ModelError(f"the model has no elements with atomic numbers {missing}",
+                             "use a model trained on all elements of the structure")
+        with torch_tools.default_dtype(self.dtype):
+            config = mace_data.config_from_atoms(atoms, head_name=self.heads[-1])
+            graph = mace_data.AtomicData.from_config(
+                config, z_table=utils.AtomicNumberTable(self.z_table),
+                cutoff=self.r_max + self.skin, heads=self.heads)
+        self._base = (key, graph)
+        return graph
+
+    def _graph(self, base: Any, atoms: Atoms) -> Any:
+        """A copy of ``base`` at the positions of ``atoms`` with edges shorter than ``r_max``."""
+        import torch
+
+        pos = torch.as_tensor(atoms.positions, dtype=self.dtype)
+        if float((pos - base.positions).abs().max()) > self.skin / 2:
+            raise CalculationFailed("a displacement exceeds half the neighbour skin",
+                                    "raise skin or use smaller displacements")
+        snd, rcv = base.edge_index
+        length = torch.linalg.norm(pos[rcv] - pos[snd] + base.shifts, dim=1)
+        keep = length < self.r_max
+        from mace.tools.torch_geometric.data import Data
+
+        fields = {k: base[k] for k in base.keys}
+        fields.update(positions=pos, edge_index=base.edge_index[:, keep],
+                      shifts=base.shifts[keep], unit_shifts=base.unit_shifts[keep],
+                      num_nodes=len(atoms))
+        return Data(**fields)
+
+    def _forward(self, graphs: list[Any]) -> list[NDArray[np.float64]]:
+        from mace.tools import torch_geometric
+
+        batch = torch_geometric.Batch.from_data_list(graphs).to(self.device)
+        out = self.model(batch.to_dict(), compute_stress=False, training=False)
+        forces = out["forces"].detach().to("cpu", dtype=torch_float64()).numpy()
+        ptr = batch["ptr"].cpu().numpy()
+        return [forces[ptr[i]:ptr[i + 1]].copy() for i in range(len(graphs))]
+
+    def _choose_batch_size(self, base: Any, first: Atoms) -> list[NDArray[np.float64]]:
+        """Evaluate ``first`` alone, measure its memory, set :attr:`batch_size`."""
+        import torch
+
+        cuda = self.device.startswith("cuda")
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+        else:
+            before = _current_rss_bytes()
+        forces = self._forward([self._graph(base, first)])
+        used = (torch.cuda.max_memory_allocated() if cuda else _peak_rss_bytes()) - before
+        used = max(used, 1 << 20)
+        free = available_memory_bytes(self.device)
+        self.batch_size = int(np.clip(self.memory_fraction * free // used, 1, self.max_batch))
+        logger.info("MACE batch size %d (%.0f MiB per structure, %.0f MiB free on %s)",
+                    self.batch_size, used / 2**20, free / 2**20, self.device)
+        return forces
+
+    def compute(self, structures: Sequence[Atoms]) -> list[NDArray[np.float64]]:  # noqa: D102
+        out: list[NDArray[np.float64]] = []
+        todo = list(structures)
+        while todo:
+            base = self._base_graph(todo[0])
+            if self.batch_size is None:
+                out += self._choose_batch_size(base, todo.pop(0))
+                continue
+            chunk, todo = todo[: self.batch_size], todo[self.batch_size:]
+            key = self._base[0] if self._base else b""
+            for a in chunk:
+                if a.numbers.tobytes() + a.cell.array.round(10).tobytes() != key:
+                    raise InputError("structures in one call must share species and cell",
+                                     "call compute() once per supercell")
+            out += self._forward([self._graph(base, a) for a in chunk])
+        return out
+
+
+def torch_float64() -> Any:
+    """``torch.float64`` (imported lazily)."""
+    import torch
+
+    return torch.float64
+
+
+def make_engine(name: str, **kwargs: Any) -> ForceEngine:
+    """Build the engine registered under ``name`` with ``kwargs``."""
+    if name not in ENGINES:
+        raise InputError(f"unknown force engine {name!r}", f"choose one of {sorted(ENGINES)}")
+    return ENGINES[name](**kwargs)
+
+
+# -- cache -----------------------------------------------------------------------------------
+def structure_key(atoms: Atoms) -> str:
+    """A stable key (hex digest) of species, cell, periodicity and positions (rounded to 1e-8 Å)."""
+    h = hashlib.sha256()
+    h.update(atoms.numbers.astype(np.int64).tobytes())
+    h.update(np.round(atoms.cell.array, 8).tobytes())
+    h.update(np.asarray(atoms.pbc, dtype=np.int8).tobytes())
+    h.update(np.round(atoms.positions, 8).tobytes())
+    return h.hexdigest()[:24]
+
+
+class ForceCache:
+    """One ``<key>.npy`` file of forces (eV/Å) per structure in ``folder``; atomic writes."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, atoms: Atoms) -> Path:
+        """The cache file of ``atoms``."""
+        return self.folder / f"{structure_key(atoms)}.npy"
+
+    def get(self, atoms: Atoms) -> NDArray[np.float64] | None:
+        """Cached forces of ``atoms`` or None."""
+        p = self.path(atoms)
+        if not p.is_file():
+            return None
+        f = np.load(p)
+        return f if f.shape == (len(atoms), 3) else None
+
+    def put(self, atoms: Atoms, forces: NDArray[np.float64]) -> None:
+        """Store ``forces`` of ``atoms`` atomically."""
+        p = self.path(atoms)
+        tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, np.asarray(forces, dtype=np.float64))
+        os.replace(tmp, p)
+
+
+def compute_force_sets(engine: ForceEngine, structures: Sequence[Atoms],
+                       cache: ForceCache | None = None, progress: bool = True,
+                       description: str = "displacements",
+                       on_chunk: Callable[[int], None] | None = None,
+                       ) -> tuple[NDArray[np.float64], int]:
+    """Forces of all ``structures``, taking cached ones from ``cache``.
+
+    Parameters
+    ----------
+    engine
+        The force back end.
+    structures
+        Displaced supercells, all with the same number of atoms.
+    cache
+        Where finished displacements are stored; None disables caching.
+    progress
+        Show a progress bar.
+    description
+        Label of the progress bar.
+    on_chunk
+        Called with the number of structures computed so far after every chunk (tests use it
+        to interrupt a run).
+
+    Returns
+    -------
+    forces
+        Array of shape (n_structures, n_atoms, 3), eV/Å.
+    n_computed
+        How many structures were evaluated (the rest came from the cache).
+    """
+    n = len(structures)
+    forces: list[NDArray[np.float64] | None] = [None] * n
+    if cache is not None:
+        for i, a in enumerate(structures):
+            forces[i] = cache.get(a)
+    todo = [i for i in range(n) if forces[i] is None]
+    if n - len(todo):
+        logger.info("%d of %d %s taken from the cache", n - len(todo), n, description)
+    from rich.progress import Progress
+
+    done = 0
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(description, total=n, completed=n - len(todo))
+        while todo:
+            k = max(1, engine.preferred_chunk)
+            chunk, todo = todo[:k], todo[k:]
+            result = engine.compute([structures[i] for i in chunk])
+            for i, f in zip(chunk, result, strict=True):
+                forces[i] = f
+                if cache is not None:
+                    cache.put(structures[i], f)
+            done += len(chunk)
+            bar.update(task, advance=len(chunk))
+            if on_chunk is not None:
+                on_chunk(done)
+    return np.array(forces, dtype=np.float64), done
+
+
+# -- Hessian route ---------------------------------------------------------------------------
+def mace_hessian_force_constants(engine: MACEBatchEngine, atoms: Atoms) -> NDArray[np.float64]:
+    """Force constants of a periodic cell from the analytic MACE Hessian (autograd).
+
+    Parameters
+    ----------
+    engine
+        A MACE engine (its model, device and dtype are used).
+    atoms
+        The (super)cell; periodic images are folded in as in a finite-displacement supercell.
+
+    Returns
+    -------
+    Array of shape (n_atoms, n_atoms, 3, 3), eV/Å², Phonopy's ``force_constants`` layout.
+    """
+    from mace.tools import torch_geometric
+
+    base = engine._base_graph(atoms)
+    graph = engine._graph(base, atoms)
+    batch = torch_geometric.Batch.from_data_list([graph]).to(engine.device)
+    out = engine.model(batch.to_dict(), compute_stress=False, compute_hessian=True,
+                       training=False)
+    n = len(atoms)
+    h = out["hessian"].detach().to("cpu", dtype=torch_float64()).numpy().reshape(n, 3, n, 3)
+    return np.ascontiguousarray(h.transpose(0, 2, 1, 3))
