@@ -87,7 +87,7 @@ def make_phonopy(unitcell: Atoms, supercell: tuple[int, int], symprec: float = 1
 
     n, m = supercell
     return Phonopy(to_phonopy(unitcell), supercell_matrix=np.diag([n, m, 1]),
-                   primitive_matrix=None, symprec=symprec)
+                   primitive_matrix="P", symprec=symprec)
 
 
 def produce_force_constants(phonon: Any, engine: ForceEngine, cache_dir: str | Path | None,
@@ -100,6 +100,13 @@ def produce_force_constants(phonon: Any, engine: ForceEngine, cache_dir: str | P
     int
         The number of displaced supercells evaluated in this call (the rest were cached).
     """
+    if engine.provides_force_constants:
+        supercell = from_phonopy(phonon.supercell)
+        logger.info("force constants of %d atoms from %s", len(supercell), engine.name)
+        phonon.force_constants = engine.force_constants(supercell)
+        if symmetrize:
+            phonon.symmetrize_force_constants(show_drift=False)
+        return 0
     phonon.generate_displacements(distance=displacement)
     cells = [from_phonopy(c) for c in phonon.supercells_with_displacements]
     logger.info("%d displaced supercells of %d atoms", len(cells), len(cells[0]))

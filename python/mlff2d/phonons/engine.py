@@ -51,6 +51,8 @@ class ForceEngine(ABC):
     """Computes forces (eV/Å) for a list of structures."""
 
     name: ClassVar[str] = ""
+    #: True for engines that give force constants directly (:meth:`force_constants`).
+    provides_force_constants: ClassVar[bool] = False
 
     @abstractmethod
     def compute(self, structures: Sequence[Atoms]) -> list[NDArray[np.float64]]:
@@ -64,6 +66,10 @@ class ForceEngine(ABC):
     def describe(self) -> dict[str, Any]:
         """A plain-type description for ``summary.yaml``."""
         return {"engine": self.name}
+
+    def force_constants(self, atoms: Atoms) -> NDArray[np.float64]:
+        """Force constants (n, n, 3, 3) in eV/Å² of a periodic cell, for engines that can."""
+        raise NotImplementedError(f"engine {self.name!r} gives forces, not force constants")
 
 
 @register
@@ -306,6 +312,17 @@ class MACEBatchEngine(ForceEngine):
                                      "call compute() once per supercell")
             out += self._forward([self._graph(base, a) for a in chunk])
         return out
+
+
+@register
+class MACEHessianEngine(MACEBatchEngine):
+    """The analytic MACE Hessian (autograd) as a route to force constants without displacements."""
+
+    name = "mace-hessian"
+    provides_force_constants = True
+
+    def force_constants(self, atoms: Atoms) -> NDArray[np.float64]:  # noqa: D102
+        return mace_hessian_force_constants(self, atoms)
 
 
 def torch_float64() -> Any:

@@ -108,7 +108,8 @@ class PhononWorkflow:
             n_new = core.produce_force_constants(
                 self.phonon, self.engine, self.outdir / "forces", self.settings.displacement,
                 self.settings.symmetrize, self.progress)
-        self.record.results["displacements"] = len(self.phonon.displacements)
+        disp = self.phonon.displacements if self.phonon.dataset else []
+        self.record.results["displacements"] = len(disp)
         self.record.results["displacements_computed"] = n_new
         self.phonon.save(self._out("phonopy_params", "phonopy_params.yaml"),
                          settings={"force_constants": True})

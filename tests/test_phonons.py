@@ -1,0 +1,216 @@
+"""Phonons: force engines and cache, pristine/defect workflows, unfolding, local PDOS, compare.
+
+The SW teacher (through LAMMPS) is the fast exact force field here; MACE engines are checked
+on a small random model; the key test compares the quick MACE student with its SW teacher.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mlff2d.cli import main
+from mlff2d.phonons import core
+from mlff2d.phonons.compare import compare_phonons, load_phonopy
+from mlff2d.phonons.engine import (
+    ASEEngine,
+    ForceCache,
+    MACEBatchEngine,
+    compute_force_sets,
+    mace_hessian_force_constants,
+)
+from mlff2d.phonons.results import DOS, BandStructure, ShellPDOS
+from mlff2d.phonons.unfold import site_mapping, unfold_path
+from mlff2d.reference.sw import SWTeacher
+from mlff2d.structures import make_defect, monolayer, supercell
+
+
+@pytest.fixture(scope="module")
+def sw_run(tmp_path_factory) -> Path:
+    """`mlff2d phonons` with the SW teacher: pristine 6×6 and a 4×4 V_Se cell."""
+    out = tmp_path_factory.mktemp("phonons") / "sw"
+    code = main(["-q", "phonons", "WSe2", "--calculator", "sw", "--defect", "V_Se",
+                 "--defect-supercell", "4", "4", "--mesh", "18", "--unfold-npoints", "11",
+                 "-o", str(out)])
+    assert code == 0
+    return out
+
+
+def test_cli_writes_all_files_and_figures(sw_run):
+    for name in ("phonopy_params.yaml", "band.yaml", "total_dos.dat", "projected_dos.dat",
+                 "gamma_modes.csv", "phonon_bands_pdos.png", "phonon_bands_pdos.pdf"):
+        assert (sw_run / "pristine" / name).is_file(), name
+    for name in ("phonopy_params.yaml", "compare_4x4_band_pdos.png", "compare_4x4_band_pdos.pdf",
+                 "local_pdos_overview.png", "ipr.png", "ipr.pdf", "localised_modes.csv",
+                 "unfolded.npz"):
+        assert (sw_run / "defect" / name).is_file(), name
+    summary = yaml.safe_load((sw_run / "summary.yaml").read_text())
+    assert summary["results"]["defect"]["n_atoms"] == 47
+    assert "pristine.phonon_bands_pdos_png" in summary["outputs"]
+
+
+def test_sw_pristine_phonons_are_sane(sw_run):
+    bands = BandStructure.read(sw_run / "pristine" / "bands.npz")
+    near = np.linalg.norm(bands.qpoints, axis=1) < 0.15
+    assert bands.frequencies[near].min() > -0.05
+    gamma = yaml.safe_load((sw_run / "summary.yaml").read_text())["results"]["pristine"]
+    modes = gamma["gamma_modes"]
+    assert all(abs(m["THz"]) < 0.01 for m in modes[:3])
+    assert [m["irrep"] for m in modes[3:]] == ["E″", "E″", "E′", "E′", "A₁′", "A₂″"]
+    dos = DOS.read(sw_run / "pristine" / "dos.npz")
+    df = dos.frequencies[1] - dos.frequencies[0]
+    assert np.trapezoid(dos.total, dx=df) == pytest.approx(3.0, abs=0.02)
+    np.testing.assert_allclose(sum(dos.partial.values()), dos.total, atol=1e-10)
+
+
+def test_radial_shells_sum_to_total_dos(sw_run):
+    d = sw_run / "defect"
+    shells = ShellPDOS.read(d / "local_pdos_defect.npz")
+    dos = DOS.read(d / "dos.npz")
+    assert shells.counts.sum() == 47
+    np.testing.assert_allclose(shells.pdos.sum(axis=0), dos.total * 47, rtol=1e-8, atol=1e-10)
+    pristine = ShellPDOS.read(d / "local_pdos_pristine.npz")
+    ref = DOS.read(d / "pristine_dos.npz")
+    assert pristine.counts.sum() == 48 and pristine.counts[0] == 1 and shells.counts[0] == 0
+    np.testing.assert_allclose(pristine.pdos.sum(axis=0), ref.total * 48, rtol=1e-8,
+                               atol=1e-10)
+
+
+def test_unfolding_pristine_6x6_reproduces_primitive_bands(sw_run):
+    prim = load_phonopy(sw_run / "pristine" / "phonopy_params.yaml")
+    ideal = core.from_phonopy(prim.supercell)
+    sc = core.make_phonopy(ideal, (1, 1))
+    from phonopy.harmonic.force_constants import compact_fc_to_full_fc
+
+    fc = prim.force_constants
+    sc.force_constants = fc if fc.shape[0] == fc.shape[1] else compact_fc_to_full_fc(prim.primitive, fc)
+    mapping = site_mapping(ideal, ideal)
+    rec = np.asarray(core.from_phonopy(prim.primitive).cell.reciprocal())
+    _, freqs, weights, _, _ = unfold_path(sc, ideal, mapping, (6, 6), 8, rec)
+    points = [np.array(q) for _, q in core.HEX_PATH]
+    qs = np.concatenate([a + np.linspace(0, 1, 8)[:, None] * (b - a)
+                         for a, b in zip(points[:-1], points[1:], strict=True)])
+    prim.run_qpoints(qs)
+    ref = prim.qpoints.frequencies
+    # modes degenerate in the supercell may share weight; compare the broadened spectra
+    grid = np.linspace(-0.5, 12, 600)
+
+    def spectrum(f, w):
+        return (w[:, None] * np.exp(-0.5 * ((grid - f[:, None]) / 0.05) ** 2)).sum(axis=0)
+
+    for iq in range(len(qs)):
+        assert weights[iq].sum() == pytest.approx(9.0, abs=1e-6)
+        a = spectrum(freqs[iq], weights[iq])
+        b = spectrum(ref[iq], np.ones(9))
+        assert np.abs(a - b).max() < 1e-3 * b.max()
+    # where no supercell modes are degenerate the weights are 0 or 1 and the weight-1 modes are
+    # exactly the primitive bands ("weights 1 on the primitive branches")
+    binary = [iq for iq in range(len(qs)) if np.all((weights[iq] < 1e-3) | (weights[iq] > 0.999))]
+    assert len(binary) >= len(qs) // 2
+    for iq in binary:
+        on = weights[iq] > 0.5
+        np.testing.assert_allclose(np.sort(freqs[iq, on]), ref[iq], atol=1e-4)
+
+
+def test_force_cache_resumes_after_interruption(tmp_path):
+    cell = make_defect(supercell(monolayer("WSe2"), 3, 3), "V_Se")
+    ph = core.make_phonopy(cell, (1, 1), symprec=1e-4)
+    ph.generate_displacements(distance=0.01)
+    cells = [core.from_phonopy(c) for c in ph.supercells_with_displacements]
+    engine = ASEEngine(SWTeacher())
+    cache = ForceCache(tmp_path / "forces")
+
+    class Killed(Exception):
+        pass
+
+    def kill_after(n):
+        if n >= 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        compute_force_sets(engine, cells, cache=cache, progress=False, on_chunk=kill_after)
+    assert len(list((tmp_path / "forces").glob("*.npy"))) == 5
+    forces, n_new = compute_force_sets(engine, cells, cache=cache, progress=False)
+    assert n_new == len(cells) - 5
+    fresh, _ = compute_force_sets(engine, cells, cache=None, progress=False)
+    np.testing.assert_allclose(forces, fresh, atol=1e-12)
+    _, n_again = compute_force_sets(engine, cells, cache=cache, progress=False)
+    assert n_again == 0
+
+
+@pytest.fixture(scope="module")
+def toy_model():
+    from mlff2d.lammps.toymodel import random_mace
+
+    return random_mace(channels=8, max_ell=1, correlation=2, r_max=4.5)
+
+
+def test_mace_batched_matches_serial_calculator(toy_model):
+    from mace.calculators import MACECalculator
+
+    calc = MACECalculator(models=toy_model, device="cpu", default_dtype="float64")
+    cell = make_defect(supercell(monolayer("WSe2"), 3, 3), "V_Se")
+    rng = np.random.default_rng(1)
+    cells = []
+    for _ in range(5):
+        a = cell.copy()
+        a.positions[rng.integers(len(a))] += rng.normal(scale=0.02, size=3)
+        cells.append(a)
+    batched = MACEBatchEngine(calc, batch_size=3).compute(cells)
+    serial = ASEEngine(calc).compute(cells)
+    for fb, fs in zip(batched, serial, strict=True):
+        np.testing.assert_allclose(fb, fs, atol=1e-10)
+    auto = MACEBatchEngine(calc)
+    auto.compute(cells[:2])
+    assert auto.batch_size >= 1
+
+
+def test_mace_hessian_equals_finite_differences(toy_model):
+    engine = MACEBatchEngine(toy_model, device="cpu", batch_size=8)
+    prim = monolayer("WSe2")
+    ph = core.make_phonopy(prim, (3, 3))
+    core.produce_force_constants(ph, engine, None, displacement=0.005, symmetrize=False,
+                                 progress=False)
+    fc = mace_hessian_force_constants(engine, core.from_phonopy(ph.supercell))
+    scale = np.abs(fc).max()
+    assert np.abs(fc - ph.force_constants).max() < 2e-3 * scale
+
+
+def _model_path(obj) -> Path:
+    if isinstance(obj, str | Path):
+        return Path(obj)
+    if isinstance(obj, dict):
+        return Path(obj.get("model") or obj.get("path") or obj["model_path"])
+    for name in ("model", "path", "model_path"):
+        if hasattr(obj, name):
+            return Path(getattr(obj, name))
+    raise TypeError(f"cannot find a model path in {obj!r}")
+
+
+def test_mace_student_reproduces_sw_phonons(request, sw_run, tmp_path):
+    """Done-when: MACE on SW quick data vs SW phonons, RMS ≤ 0.08 THz along Γ–M–K–Γ."""
+    try:
+        quick = request.getfixturevalue("quick_model")
+    except pytest.FixtureLookupError:
+        pytest.skip("the quick_model fixture (training stage) is not available")
+    out = tmp_path / "mace"
+    code = main(["-q", "phonons", "WSe2", "--model", str(_model_path(quick)), "--no-figures",
+                 "--mesh", "6", "-o", str(out)])
+    assert code == 0
+    comp, _, bands = compare_phonons(load_phonopy(sw_run), load_phonopy(out))
+    near = np.linalg.norm(bands.qpoints, axis=1) < 0.15
+    assert bands.frequencies[near].min() > -0.05
+    assert comp.rms_THz <= 0.08, comp.as_dict()
+
+
+def test_compare_command(sw_run, tmp_path):
+    out = tmp_path / "cmp"
+    assert main(["-q", "phonons", "compare", str(sw_run), str(sw_run / "pristine"),
+                 "-o", str(out)]) == 0
+    res = yaml.safe_load((out / "summary.yaml").read_text())["results"]
+    assert res["rms_THz"] < 1e-8 and res["max_THz"] < 1e-8
+    assert len(res["gamma"]) == 9
+    assert (out / "compare_bands.png").is_file()
