@@ -1,0 +1,265 @@
+"""MD trajectories for dynasor: format registry, sampling metadata, radial shells.
+
+Two formats are read, both written by LAMMPS in ``metal`` units (velocities in Å/ps):
+
+=================  ===============================================  =======================
+name               LAMMPS command                                   dynasor reader
+=================  ===============================================  =======================
+``extxyz``         ``dump d all extxyz K traj.extxyz``              ``extxyz`` (streams)
+``lammps-dump``    ``dump d all custom K traj.lammpstrj id type     ``ase`` (ASE's reader)
+                   x y z vx vy vz``
+=================  ===============================================  =======================
+
+A LAMMPS custom dump goes through dynasor's ASE reader because dynasor's own
+``lammps_internal`` reader takes the bounding box of a tilted (hexagonal) box for its cell
+(59.76 Å instead of 39.84 Å for 12×12 WSe2), which breaks the q-point commensurability check.
+ASE's reader keeps the whole file in memory: use ``extxyz`` for long runs of large cells.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from ase import Atoms
+from numpy.typing import NDArray
+
+from mlff2d.errors import InputError
+from mlff2d.units import nyquist_thz, resolution_thz
+
+logger = logging.getLogger(__name__)
+
+TrajFormat = Literal["extxyz", "lammps-dump"]
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """How dynasor reads one trajectory format.
+
+    Attributes
+    ----------
+    dynasor_format
+        ``trajectory_format`` passed to :class:`dynasor.Trajectory`.
+    time_unit
+        Time unit of the velocities in the file (``None``: the reader converts them).
+    """
+
+    dynasor_format: str
+    time_unit: str | None
+
+
+#: format name -> how dynasor reads it (LAMMPS metal units).
+TRAJECTORY_FORMATS: dict[str, FormatSpec] = {
+    "extxyz": FormatSpec("extxyz", "ps"),
+    "lammps-dump": FormatSpec("ase", None),
+}
+
+
+@dataclass
+class MDTrajectory:
+    """A trajectory file with its sampling.
+
+    Attributes
+    ----------
+    path
+        The file.
+    fmt
+        Key of :data:`TRAJECTORY_FORMATS`.
+    dt_fs
+        MD time step (fs).
+    stride
+        MD steps between two frames in the file.
+    n_frames
+        Frames in the file.
+    n_atoms
+        Atoms per frame.
+    """
+
+    path: Path
+    fmt: str
+    dt_fs: float
+    stride: int
+    n_frames: int
+    n_atoms: int
+
+    @property
+    def frame_dt_fs(self) -> float:
+        """Time between two frames (fs)."""
+        return self.dt_fs * self.stride
+
+    def nyquist_thz(self) -> float:
+        """Nyquist frequency of the sampling (THz)."""
+        return nyquist_thz(self.dt_fs, self.stride)
+
+    def resolution_thz(self, n_frames: int | None = None) -> float:
+        """Frequency resolution (THz) of ``n_frames`` consecutive frames (default all)."""
+        return resolution_thz(self.dt_fs, self.stride, n_frames or self.n_frames)
+
+    def open(self, atomic_indices: dict[str, NDArray[np.int64]] | None = None,
+             start: int = 0, stop: int | None = None, properties: str | list[str] | None = None):
+        """A :class:`dynasor.Trajectory` over frames ``[start, stop)``.
+
+        ``atomic_indices`` None keeps the file order as one atom type (what the spectral energy
+        density needs); a dict by element is what the structure factors need.
+        """
+        from dynasor import Trajectory
+
+        spec = TRAJECTORY_FORMATS[self.fmt]
+        return Trajectory(str(self.path), trajectory_format=spec.dynasor_format,
+                          atomic_indices=atomic_indices, time_unit=spec.time_unit,
+                          frame_start=start, frame_stop=stop, properties=properties)
+
+
+def detect_format(path: Path) -> str:
+    """Trajectory format from the first line: ``ITEM: TIMESTEP`` or an atom count."""
+    with open(path) as fh:
+        first = fh.readline().strip()
+    if first.startswith("ITEM:"):
+        return "lammps-dump"
+    if first.isdigit():
+        return "extxyz"
+    raise InputError(f"cannot tell the format of {path}",
+                     "write it with LAMMPS `dump extxyz` or `dump custom ... id type x y z vx vy vz`")
+
+
+def _scan(path: Path, fmt: str) -> tuple[int, int, list[int]]:
+    """(n_frames, n_atoms, time steps of the first two frames) with a fast byte scan."""
+    steps: list[int] = []
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16).decode(errors="replace")
+    if fmt == "lammps-dump":
+        n_atoms = int(re.search(r"ITEM: NUMBER OF ATOMS\s+(\d+)", head).group(1))
+        steps = [int(s) for s in re.findall(r"ITEM: TIMESTEP\s+(\d+)", head)[:2]]
+        marker = b"ITEM: TIMESTEP"
+    else:
+        n_atoms = int(head.split("\n", 1)[0])
+        steps = [int(s) for s in re.findall(r"Timestep=(\d+)", head)[:2]]
+        marker = None
+    n = 0
+    with open(path, "rb") as fh:
+        tail = b""
+        for chunk in iter(lambda: fh.read(1 << 24), b""):
+            if marker is None:
+                n += chunk.count(b"\n")
+            else:
+                # the carried tail is shorter than the marker: no match is counted twice
+                buf = tail + chunk
+                n += buf.count(marker)
+                tail = buf[-(len(marker) - 1):]
+    n_frames = n if marker is not None else n // (n_atoms + 2)
+    return n_frames, n_atoms, steps
+
+
+def _summary_sampling(path: Path) -> dict[str, float]:
+    """``dt_fs`` and ``stride`` from a ``summary.yaml`` next to the trajectory, if present."""
+    summ = path.parent / "summary.yaml"
+    if not summ.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(summ.read_text()) or {}
+    except yaml.YAMLError:
+        return {}
+    out: dict[str, float] = {}
+    for section in ("results", "config"):
+        sec = data.get(section) or {}
+        for key, names in (("dt_fs", ("dt_fs", "timestep_fs", "dt")),
+                           ("stride", ("stride", "dump_every", "dump_stride", "dump_interval"))):
+            for n in names:
+                if key not in out and isinstance(sec.get(n), (int, float)):
+                    out[key] = sec[n]
+    return out
+
+
+def load_trajectory(path: str | Path, dt_fs: float | None = None, stride: int | None = None,
+                    fmt: str | None = None) -> MDTrajectory:
+    """Describe a trajectory file: format, frames, time step and stride.
+
+    ``stride`` defaults to the difference of the first two time steps in the file and
+    ``dt_fs`` to a ``summary.yaml`` of ``mlff2d md`` next to it.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, has fewer than 4 frames, or the time step is unknown.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"trajectory not found: {p}", "give the dump written by `mlff2d md`")
+    fmt = fmt or detect_format(p)
+    if fmt not in TRAJECTORY_FORMATS:
+        raise InputError(f"unknown trajectory format '{fmt}'", f"use one of {list(TRAJECTORY_FORMATS)}")
+    n_frames, n_atoms, steps = _scan(p, fmt)
+    summ = _summary_sampling(p)
+    if stride is None:
+        stride = int(summ["stride"]) if "stride" in summ else (
+            steps[1] - steps[0] if len(steps) == 2 else None)
+    if dt_fs is None:
+        dt_fs = summ.get("dt_fs")
+    if dt_fs is None or stride is None or stride <= 0 or dt_fs <= 0:
+        raise InputError(f"time step or stride of {p} unknown (dt_fs={dt_fs}, stride={stride})",
+                         "pass --dt-fs and --stride")
+    if n_frames < 4:
+        raise InputError(f"{p} has {n_frames} frames", "run the MD longer or dump more often")
+    traj = MDTrajectory(p, fmt, float(dt_fs), int(stride), n_frames, n_atoms)
+    logger.info("%s: %d frames of %d atoms every %g fs (%s)", p.name, n_frames, n_atoms,
+                traj.frame_dt_fs, fmt)
+    return traj
+
+
+def check_structure(traj: MDTrajectory, atoms: Atoms) -> None:
+    """Check that ``atoms`` (the reference structure) matches the trajectory's atoms.
+
+    Raises
+    ------
+    InputError
+        If the atom counts differ.
+    """
+    if len(atoms) != traj.n_atoms:
+        raise InputError(f"the structure has {len(atoms)} atoms, the trajectory {traj.n_atoms}",
+                         "pass the cell the MD was started from with --structure")
+
+
+def element_indices(atoms: Atoms) -> dict[str, NDArray[np.int64]]:
+    """Element → atom indices, in :func:`mlff2d.structures.species_order` order."""
+    from mlff2d.structures import species_order
+
+    sym = np.array(atoms.get_chemical_symbols())
+    return {s: np.flatnonzero(sym == s) for s in species_order(atoms)}
+
+
+def inplane_distances(atoms: Atoms, center: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Distances (Å) of all atoms from ``center`` (Cartesian Å), minimum image in-plane.
+
+    The same definition as the harmonic local PDOS (``mlff2d.phonons``): periodic in x, y;
+    z is the vacuum direction.
+    """
+    from ase.geometry import get_distances
+
+    _, d = get_distances(np.atleast_2d(center), atoms.positions, cell=atoms.cell, pbc=[1, 1, 0])
+    return d[0]
+
+
+def radial_shells(distances: NDArray[np.float64], width: float
+                  ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Shell edges ``0, w, 2w, ...`` covering all distances and each atom's shell index.
+
+    Shell k holds distances in ``[k w, (k+1) w)``.
+
+    Returns
+    -------
+    edges
+        (n_shells + 1,) Å.
+    index
+        (n_atoms,) shell of each atom.
+    """
+    if width <= 0:
+        raise InputError(f"shell width must be positive, got {width}", "e.g. --shell-width 3")
+    n = int(np.floor(distances.max() / width)) + 1
+    edges = np.arange(n + 1) * float(width)
+    index = np.clip(np.searchsorted(edges, distances, side="right") - 1, 0, n - 1)
+    return edges, index.astype(np.int64)
