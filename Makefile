@@ -7,7 +7,8 @@ STAMP  := $(VENV)/.installed
 TORCH  := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 PLUGIN := build/plugin/maceplugin.so
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSPKGS := cmake g++ make chromium
+# GPAW (the embedded DFT code, extra `dft`) builds against libxc, OpenBLAS and FFTW
+SYSPKGS := cmake g++ make libxc-dev libopenblas-dev libfftw3-dev chromium
 JOBS   ?= 2
 PYTEST_ARGS ?=
 
@@ -25,7 +26,9 @@ $(STAMP): pyproject.toml | sysdeps
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, the CPU wheel, so that nothing pulls a CUDA build
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	# GPAW compiles here (about a minute), configured by training/dft/gpaw_siteconfig.py;
+	# gpaw-data ships the PAW setups, found by GPAW without any environment variable
+	GPAW_CONFIG=$(abspath training/dft/gpaw_siteconfig.py) $(BIN)/python -m pip install -q -e ".[dev,dft]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -102,14 +102,17 @@ def label_collect(store: Path, output: Path) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--store", type=click.Path(path_type=Path), default=None,
               help="Label store (default OUTPUT/labels); share one across recipes to reuse labels.")
-def dataset(recipe: Path, output: Path, store: Path | None) -> None:
+@click.option("--no-label", is_flag=True,
+              help="Compute nothing: write the splits from the labels already in the store.")
+def dataset(recipe: Path, output: Path, store: Path | None, no_label: bool) -> None:
     """Generate, label and split a dataset RECIPE into train/valid/test extxyz.
 
     Example: mlff2d dataset training/datasets/wse2_sw_quick.yaml -o runs/data
     """
     from mlff2d.labeling.dataset import build_dataset
 
-    res = build_dataset(recipe, output, store)
+    res = build_dataset(recipe, output, store, label=not no_label)
     sizes = ", ".join(f"{s} {sum(res['counts'][s].values())}" for s in ("train", "valid", "test"))
     click.echo(f"wrote {output}/{{train,valid,test}}.extxyz: {sizes} structures "
-               f"({res['computed_now']} labelled now, {res['n_failed']} failed); provenance.yaml")
+               f"({res['computed_now']} labelled now, {res['n_failed']} failed, {res['n_pending']} not "
+               "labelled yet); provenance.yaml")

@@ -19,6 +19,8 @@ config_type appears in every split.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -188,8 +190,41 @@ def generate(recipe: Recipe) -> list[tuple[str, Atoms]]:
     return out
 
 
+def generate_cached(recipe: Recipe, path: Path) -> list[tuple[str, Atoms]]:
+    """:func:`generate`, saved to ``path`` (extxyz) and read back on later runs of the same recipe.
+
+    Resuming a long (DFT) labelling run then computes exactly the same structures, even where
+    regenerating them (SW MD snapshots) could differ in the last digits on another machine.
+    """
+    from ase.io import read
+
+    rhash = hashlib.sha256(json.dumps(to_dict(recipe), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    if path.is_file():
+        frames = read(path, index=":", format="extxyz")
+        if frames and all(a.info.get("recipe_hash") == rhash for a in frames):
+            logger.info("read %d generated structures from %s", len(frames), path)
+            return [(str(a.info.pop("split")), _drop_cache_keys(a)) for a in frames]
+    items = generate(recipe)
+    cached = []
+    for split, atoms in items:
+        a = atoms.copy()
+        a.info.update(split=split, recipe_hash=rhash)
+        cached.append(a)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp, cached, format="extxyz")
+    tmp.replace(path)
+    # label the structures as read back, so a re-run gives the same keys to the last digit
+    return [(str(a.info.pop("split")), _drop_cache_keys(a)) for a in read(path, index=":", format="extxyz")]
+
+
+def _drop_cache_keys(atoms: Atoms) -> Atoms:
+    atoms.info.pop("recipe_hash", None)
+    return atoms
+
+
 def build_dataset(recipe_path: str | Path, outdir: str | Path, store: str | Path | None = None,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, label: bool = True) -> dict[str, Any]:
     """Generate, label (resumably) and split a recipe into ``outdir/{train,valid,test}.extxyz``.
 
     Parameters
@@ -200,6 +235,8 @@ def build_dataset(recipe_path: str | Path, outdir: str | Path, store: str | Path
         Output folder; also holds the label store (``labels/``) unless ``store`` is given.
     store
         Label store folder, e.g. a shared DFT store.
+    label
+        Compute missing labels; False writes the splits from what the store already holds.
 
     Returns
     -------
@@ -210,12 +247,13 @@ def build_dataset(recipe_path: str | Path, outdir: str | Path, store: str | Path
     outdir = Path(outdir)
     rec = RunRecord("dataset", config=to_dict(recipe), inputs={"recipe": str(recipe_path)})
     with rec.timer("generate"):
-        items = generate(recipe)
+        items = generate_cached(recipe, outdir / "structures.extxyz")
     profile = load_yaml(recipe.profile) if recipe.profile else {}
     labeller = get_labeller(recipe.calculator, profile)
     lstore = LabelStore(Path(store) if store else outdir / "labels")
     with rec.timer("label"):
-        report = label_structures([a for _, a in items], labeller, lstore, progress=progress)
+        report = label_structures([a for _, a in items], labeller, lstore, progress=progress,
+                                  compute=label)
     frames: dict[str, list[Atoms]] = {s: [] for s in SPLITS}
     for (split, _), key in zip(items, report.keys, strict=True):
         if lstore.status(key) == "done":
@@ -235,6 +273,7 @@ def build_dataset(recipe_path: str | Path, outdir: str | Path, store: str | Path
         "n_structures": len(items),
         "n_labelled": sum(len(v) for v in frames.values()),
         "n_failed": report.failed,
+        "n_pending": report.pending,
         "computed_now": report.computed,
         "counts": counts,
         "n_atoms": {s: int(sum(len(a) for a in frames[s])) for s in SPLITS},

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
+from ase.calculators.calculator import Calculator
 
 from mlff2d.errors import InputError
 from mlff2d.labeling.store import LabelStore, structure_key
@@ -17,7 +18,8 @@ from mlff2d.reference.registry import Labeller
 logger = logging.getLogger(__name__)
 
 #: info keys of a structure that are carried into its label file.
-CARRIED_INFO = ("config_type", "defect", "defect_center", "strain", "rattle", "supercell", "formula")
+CARRIED_INFO = ("config_type", "defect", "defect_center", "strain", "rattle", "supercell", "formula",
+                "md_temperature", "kpts", "code_version")
 
 
 @dataclass
@@ -28,8 +30,9 @@ class LabelReport:
     ----------
     keys
         Store key of every input structure, in input order.
-    computed, skipped, failed, other_shard
-        Counts: computed now, already in the store, failed now or before, left to other shards.
+    computed, skipped, failed, other_shard, pending
+        Counts: computed now, already in the store, failed now or before, left to other shards,
+        left to compute (``compute=False``).
     wall_s
         Wall time of the computations done now (s).
     """
@@ -39,17 +42,18 @@ class LabelReport:
     skipped: int = 0
     failed: int = 0
     other_shard: int = 0
+    pending: int = 0
     wall_s: float = 0.0
 
 
-def attach_labels(atoms: Atoms, labeller: Labeller, wall_s: float) -> Atoms:
+def attach_labels(atoms: Atoms, labeller: Labeller, wall_s: float, calc: Calculator | None = None) -> Atoms:
     """A copy of ``atoms`` carrying the calculator results as ``REF_*`` keys.
 
     ``REF_energy`` (eV), ``REF_forces`` (eV/Å, per atom), ``REF_stress`` (eV/Å³, Voigt
     xx yy zz yz xz xy, if the calculator gives it), plus ``source``, ``settings_hash`` and
-    ``wall_s``.
+    ``wall_s``. ``calc`` is the calculator holding the results (default ``labeller.calc``).
     """
-    calc = labeller.calc
+    calc = labeller.calc if calc is None else calc
     out = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     out.info = {k: atoms.info[k] for k in CARRIED_INFO if k in atoms.info}
     out.info.setdefault("config_type", "pristine")
@@ -83,6 +87,7 @@ def label_structures(
     shard: tuple[int, int] = (0, 1),
     retry_failed: bool = False,
     progress: bool = True,
+    compute: bool = True,
 ) -> LabelReport:
     """Label every structure not yet in ``store``; failures are recorded, not dropped.
 
@@ -96,10 +101,13 @@ def label_structures(
         Where each result is written as soon as it is finished.
     shard
         ``(i, N)``: only keys with ``hash % N == i`` are computed here (Slurm arrays).
+        Within a run, structures are computed smallest first.
     retry_failed
         Recompute structures whose earlier calculation failed.
     progress
         Show a progress bar.
+    compute
+        False only counts what is missing (``LabelReport.pending``) and computes nothing.
 
     Returns
     -------
@@ -121,6 +129,10 @@ def label_structures(
             rep.failed += st == "failed"
         else:
             todo.append((key, atoms))
+    todo.sort(key=lambda item: len(item[1]))  # cheapest first (stable): small cells land early
+    if not compute:
+        rep.pending = len(todo)
+        return rep
     logger.info("%d structures: %d to compute, %d already in %s, %d for other shards",
                 len(rep.keys), len(todo), rep.skipped, store.root, rep.other_shard)
     t_all = time.perf_counter()
@@ -128,17 +140,9 @@ def label_structures(
         task = bar.add_task(f"labelling ({labeller.source})", total=len(todo))
         for key, atoms in todo:
             work = atoms.copy()
-            work.calc = labeller.calc
             t0 = time.perf_counter()
             try:
-                work.get_potential_energy()
-                work.get_forces()
-                try:
-                    work.get_stress()
-                except NotImplementedError:
-                    pass
-                if labeller.check is not None:
-                    labeller.check(labeller.calc)
+                calc = labeller.compute(work, store.workdir(key))
             except Exception as exc:  # noqa: BLE001 - every failure is recorded with its reason
                 reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
                 store.write_failure(key, reason, {"formula": atoms.get_chemical_formula(),
@@ -146,7 +150,7 @@ def label_structures(
                 logger.warning("label %s failed: %s", key, reason)
                 rep.failed += 1
             else:
-                store.write(key, attach_labels(atoms, labeller, time.perf_counter() - t0))
+                store.write(key, attach_labels(work, labeller, time.perf_counter() - t0, calc))
                 rep.computed += 1
             bar.advance(task)
     rep.wall_s = time.perf_counter() - t_all

@@ -4,6 +4,7 @@ Layout of a store folder::
 
     <store>/<key>.extxyz        a finished label (REF_energy, REF_forces, REF_stress, ...)
     <store>/<key>.failed.json   a failed calculation with its reason (excluded from datasets)
+    <store>/work/<key>/         run folder of a calculation (DFT text output), if the code needs one
 
 Parallel workers (``--shard i/N``, a Slurm array) write disjoint keys, so no lock is needed;
 a killed worker loses only the calculation it was running.
@@ -61,6 +62,10 @@ class LabelStore:
     def failed_path(self, key: str) -> Path:
         """File recording a failed calculation."""
         return self.root / f"{key}.failed.json"
+
+    def workdir(self, key: str) -> Path:
+        """Run folder of one calculation (not created here)."""
+        return self.root / "work" / key
 
     def status(self, key: str) -> str:
         """``"done"``, ``"failed"`` or ``"todo"``."""

@@ -12,11 +12,13 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from mlff2d.errors import InputError
+from mlff2d.errors import InputError, SCFError
 
 
 @dataclass
@@ -34,12 +36,57 @@ class Labeller:
     check
         Optional callable run after each calculation (e.g. SCF convergence); raises
         :class:`mlff2d.errors.SCFError` or :class:`mlff2d.errors.CalculationFailed`.
+    prepare
+        Optional ``prepare(atoms, workdir) -> Calculator`` building the calculator for one
+        structure (DFT: k-points from the cell, a run folder per calculation). It may add
+        info keys to ``atoms`` (e.g. ``kpts``) that are carried into the label. When None,
+        ``calc`` is used for every structure.
+    scf_errors
+        Exception types of the code that mean "SCF not converged"; :meth:`compute` re-raises
+        them as :class:`mlff2d.errors.SCFError`.
     """
 
-    calc: Calculator
+    calc: Calculator | None
     source: str
     settings: dict[str, Any] = field(default_factory=dict)
     check: Callable[[Calculator], None] | None = None
+    prepare: Callable[[Atoms, Path], Calculator] | None = None
+    scf_errors: tuple[type[BaseException], ...] = ()
+
+    def compute(self, atoms: Atoms, workdir: Path) -> Calculator:
+        """Run one calculation on ``atoms`` (energy, forces and, if available, stress).
+
+        Parameters
+        ----------
+        atoms
+            The structure; its ``calc`` is set here.
+        workdir
+            A folder this calculation may use (created only by back ends that need it).
+
+        Returns
+        -------
+        Calculator
+            The calculator holding the results.
+
+        Raises
+        ------
+        SCFError
+            If the self-consistent cycle did not converge.
+        """
+        calc = self.prepare(atoms, Path(workdir)) if self.prepare is not None else self.calc
+        atoms.calc = calc
+        try:
+            atoms.get_potential_energy()
+            atoms.get_forces()
+            try:
+                atoms.get_stress()
+            except NotImplementedError:
+                pass
+        except self.scf_errors as exc:
+            raise SCFError(f"SCF did not converge: {exc}".strip(), "raise maxiter or mix more gently") from exc
+        if self.check is not None:
+            self.check(calc)
+        return calc
 
     @property
     def settings_hash(self) -> str:
