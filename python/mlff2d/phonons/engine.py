@@ -222,7 +222,7 @@ class MACEBatchEngine(ForceEngine):
 
     @property
     def preferred_chunk(self) -> int:  # noqa: D102
-        return self.batch_size or 1
+        return self.batch_size or 32
 
     def describe(self) -> dict[str, Any]:  # noqa: D102
         return {"engine": self.name, "device": self.device, "dtype": str(self.dtype),
@@ -277,8 +277,16 @@ class MACEBatchEngine(ForceEngine):
         ptr = batch["ptr"].cpu().numpy()
         return [forces[ptr[i]:ptr[i + 1]].copy() for i in range(len(graphs))]
 
-    def _choose_batch_size(self, base: Any, first: Atoms) -> list[NDArray[np.float64]]:
-        """Evaluate ``first`` alone, measure its memory, set :attr:`batch_size`."""
+    def _choose_batch_size(self, base: Any, todo: list[Atoms]) -> list[NDArray[np.float64]]:
+        """Set :attr:`batch_size` while evaluating the first structures of ``todo`` (popped).
+
+        The first structure alone gives the memory per structure, which caps the batch at
+        ``memory_fraction`` of the free memory. On CUDA the cap is used. On CPU, where large
+        graphs are not always faster per structure, batch sizes 1, 2, 4, ... up to the cap are
+        timed on the next structures and the fastest is kept.
+        """
+        import time
+
         import torch
 
         cuda = self.device.startswith("cuda")
@@ -287,14 +295,24 @@ class MACEBatchEngine(ForceEngine):
             before = torch.cuda.memory_allocated()
         else:
             before = _current_rss_bytes()
-        forces = self._forward([self._graph(base, first)])
+        out = self._forward([self._graph(base, todo.pop(0))])
         used = (torch.cuda.max_memory_allocated() if cuda else _peak_rss_bytes()) - before
         used = max(used, 1 << 20)
         free = available_memory_bytes(self.device)
-        self.batch_size = int(np.clip(self.memory_fraction * free // used, 1, self.max_batch))
-        logger.info("MACE batch size %d (%.0f MiB per structure, %.0f MiB free on %s)",
-                    self.batch_size, used / 2**20, free / 2**20, self.device)
-        return forces
+        cap = int(np.clip(self.memory_fraction * free // used, 1, self.max_batch))
+        best, best_t, size = 1, np.inf, 1
+        while not cuda and size <= cap and len(todo) >= size:
+            chunk = [todo.pop(0) for _ in range(size)]
+            t0 = time.perf_counter()
+            out += self._forward([self._graph(base, a) for a in chunk])
+            per = (time.perf_counter() - t0) / size
+            if per > 0.95 * best_t:
+                break
+            best, best_t, size = size, per, size * 2
+        self.batch_size = cap if cuda else best
+        logger.info("MACE batch size %d (%.0f MiB per structure, cap %d from %.0f MiB free on "
+                    "%s)", self.batch_size, used / 2**20, cap, free / 2**20, self.device)
+        return out
 
     def compute(self, structures: Sequence[Atoms]) -> list[NDArray[np.float64]]:  # noqa: D102
         out: list[NDArray[np.float64]] = []
@@ -302,7 +320,7 @@ class MACEBatchEngine(ForceEngine):
         while todo:
             base = self._base_graph(todo[0])
             if self.batch_size is None:
-                out += self._choose_batch_size(base, todo.pop(0))
+                out += self._choose_batch_size(base, todo)
                 continue
             chunk, todo = todo[: self.batch_size], todo[self.batch_size:]
             key = self._base[0] if self._base else b""
