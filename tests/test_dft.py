@@ -47,8 +47,9 @@ def _have_gpaw() -> bool:
 needs_gpaw = pytest.mark.skipif(not _have_gpaw(), reason="GPAW is not installed (pip install -e '.[dft]')")
 
 
-@pytest.mark.parametrize(("n", "expected"), [(1, (6, 6, 1)), (2, (3, 3, 1)), (3, (2, 2, 1)),
-                                             (4, (2, 2, 1)), (6, (1, 1, 1))])
+@pytest.mark.parametrize(
+    ("n", "expected"), [(1, (6, 6, 1)), (2, (3, 3, 1)), (3, (2, 2, 1)), (4, (2, 2, 1)), (6, (1, 1, 1))]
+)
 def test_kpoint_grid_follows_the_cell(n, expected):
     """2.5 points per Å⁻¹ in-plane (|b| = 2π/(a sin 60°) for the primitive cell), one along z."""
     atoms = supercell(monolayer("WSe2", a=3.32), n, n)
@@ -66,8 +67,9 @@ def test_vacuum_is_measured_from_the_atoms():
 @pytest.mark.parametrize("name", ["gpaw", "vasp", "espresso"])
 def test_shipped_profiles_load(name):
     """The profiles of training/dft/ are valid; the settings hash ignores how the code is run."""
-    profile = yaml.safe_load((ROOT / "training" / "dft" / f"{dict(espresso='qe').get(name, name)}_pbe.yaml")
-                             .read_text())
+    profile = yaml.safe_load(
+        (ROOT / "training" / "dft" / f"{ {'espresso': 'qe'}.get(name, name) }_pbe.yaml").read_text()
+    )
     if name == "espresso":
         profile.update(command="pw.x", pseudo_dir="/nonexistent/pseudo")
     if name == "gpaw" and not _have_gpaw():
@@ -113,8 +115,19 @@ def test_gpaw_label_through_the_cli(tmp_path):
     cells, profile, store = tmp_path / "c.extxyz", tmp_path / "tiny.yaml", tmp_path / "store"
     write(cells, atoms, format="extxyz")
     profile.write_text(yaml.safe_dump(TINY))
-    cmd = [str(BIN / "mlff2d"), "label", str(cells), "--calculator", "gpaw", "--profile", str(profile),
-           "--store", str(store), "-o", str(tmp_path / "out.extxyz")]
+    cmd = [
+        str(BIN / "mlff2d"),
+        "label",
+        str(cells),
+        "--calculator",
+        "gpaw",
+        "--profile",
+        str(profile),
+        "--store",
+        str(store),
+        "-o",
+        str(tmp_path / "out.extxyz"),
+    ]
     out = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 computed" in out.stdout

@@ -113,8 +113,13 @@ def test_failures_are_recorded_excluded_and_retried(tmp_path):
     rep = label_structures(cells, emt, store, progress=False)
     assert rep.skipped == 3 and rep.failed == 3 and rep.computed == 0
     # the collected dataset excludes them and says so
-    out = subprocess.run([str(BIN / "mlff2d"), "label", "collect", str(store.root), "-o",
-                          str(tmp_path / "all.extxyz")], env=ENV, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(BIN / "mlff2d"), "label", "collect", str(store.root), "-o", str(tmp_path / "all.extxyz")],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "0 labelled structures; 3 failed" in out.stdout
     # retrying with a working calculator under the same key replaces the failure by a label
     fixed = get_labeller("sw")
@@ -140,10 +145,19 @@ def test_label_file_content(tmp_path):
 def test_dataset_resumes_from_saved_structures(tmp_path):
     """`mlff2d dataset` keeps its generated structures; --no-label writes splits from the store only."""
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "name": "t", "calculator": "sw", "seed": 3,
-        "groups": [{"count": 6, "supercells": [[2, 2]], "rattle": [0.01, 0.05]},
-                   {"count": 4, "kind": "md", "supercells": [[2, 2]], "interval": 5}]}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "name": "t",
+                "calculator": "sw",
+                "seed": 3,
+                "groups": [
+                    {"count": 6, "supercells": [[2, 2]], "rattle": [0.01, 0.05]},
+                    {"count": 4, "kind": "md", "supercells": [[2, 2]], "interval": 5},
+                ],
+            }
+        )
+    )
     out = tmp_path / "ds"
     res = build_dataset(recipe, out, progress=False, label=False)
     assert res["n_pending"] == 10 and res["n_labelled"] == 0

@@ -223,6 +223,18 @@ def _drop_cache_keys(atoms: Atoms) -> Atoms:
     return atoms
 
 
+def label_timings(frames: list[Atoms]) -> dict[str, Any]:
+    """Wall time of the labels (``info["wall_s"]``, s): total and per cell size and k-point grid."""
+    groups: dict[str, list[float]] = {}
+    for a in frames:
+        if "wall_s" in a.info:
+            key = f"{len(a)} atoms" + (f", k {a.info['kpts']}" if "kpts" in a.info else "")
+            groups.setdefault(key, []).append(float(a.info["wall_s"]))
+    per = {k: {"n": len(v), "mean_s": round(float(np.mean(v)), 1), "max_s": round(float(np.max(v)), 1)}
+           for k, v in sorted(groups.items())}
+    return {"total_wall_s": round(float(sum(sum(v) for v in groups.values())), 1), "per_size": per}
+
+
 def build_dataset(recipe_path: str | Path, outdir: str | Path, store: str | Path | None = None,
                   progress: bool = True, label: bool = True) -> dict[str, Any]:
     """Generate, label (resumably) and split a recipe into ``outdir/{train,valid,test}.extxyz``.
@@ -285,6 +297,7 @@ def build_dataset(recipe_path: str | Path, outdir: str | Path, store: str | Path
     }
     rec.results = results
     provenance = {"recipe": to_dict(recipe), "versions": package_versions(), **results,
+                  "timings": label_timings([a for fr in frames.values() for a in fr]),
                   "failures": lstore.failures()}
     (outdir / "provenance.yaml").write_text(yaml.safe_dump(provenance, sort_keys=False))
     rec.outputs["provenance"] = str(outdir / "provenance.yaml")

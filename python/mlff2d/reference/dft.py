@@ -73,7 +73,9 @@ class DFTProfile:
         if self.kdensity <= 0:
             raise InputError(f"kdensity = {self.kdensity} must be > 0", "points per Å⁻¹, e.g. 2.5")
         if "kpts" in self.parameters:
-            raise InputError("profile parameters must not set kpts", "k-points come from kdensity per structure")
+            raise InputError(
+                "profile parameters must not set kpts", "k-points come from kdensity per structure"
+            )
 
 
 def kpoint_grid(atoms: Atoms, kdensity: float) -> tuple[int, int, int]:
@@ -148,7 +150,9 @@ def _vasp_check(calc: Calculator) -> None:
     _check_finite(calc)
 
 
-def _espresso_calc(profile: DFTProfile, atoms: Atoms, workdir: Path, kpts: tuple[int, int, int]) -> Calculator:
+def _espresso_calc(
+    profile: DFTProfile, atoms: Atoms, workdir: Path, kpts: tuple[int, int, int]
+) -> Calculator:
     from ase.calculators.espresso import Espresso, EspressoProfile
 
     extra: dict[str, Any] = {}
@@ -169,14 +173,18 @@ def _espresso_validate(profile: DFTProfile) -> None:
     try:
         Espresso(directory=".")
     except BadConfiguration:
-        raise InputError("Quantum ESPRESSO is not configured",
-                         "set command and pseudo_dir in the profile, or ASE's [espresso] configuration") from None
+        raise InputError(
+            "Quantum ESPRESSO is not configured",
+            "set command and pseudo_dir in the profile, or ASE's [espresso] configuration",
+        ) from None
 
 
 def _espresso_check(calc: Calculator) -> None:
     out = Path(calc.directory) / "espresso.pwo"
     if out.is_file() and "convergence NOT achieved" in out.read_text(errors="replace"):
-        raise SCFError("QE SCF did not converge (electron_maxstep reached)", "raise electron_maxstep or mixing_beta")
+        raise SCFError(
+            "QE SCF did not converge (electron_maxstep reached)", "raise electron_maxstep or mixing_beta"
+        )
     _check_finite(calc)
 
 
@@ -230,12 +238,16 @@ def make_labeller(name: str, settings: dict[str, Any]) -> Labeller:
     """
     if not settings:
         if name != "gpaw":
-            raise InputError(f"calculator '{name}' needs a profile", f"--profile training/dft/{name}_pbe.yaml")
+            raise InputError(
+                f"calculator '{name}' needs a profile", f"--profile training/dft/{name}_pbe.yaml"
+            )
         settings = GPAW_PBE_DEFAULT
     settings = {"calculator": name, **settings}
     profile = from_dict(DFTProfile, settings, where=f"{name} profile")
     if profile.calculator != name:
-        raise InputError(f"profile is for '{profile.calculator}', not '{name}'", f"use --calculator {profile.calculator}")
+        raise InputError(
+            f"profile is for '{profile.calculator}', not '{name}'", f"use --calculator {profile.calculator}"
+        )
     backend = BACKENDS[name]
     if backend.validate is not None:
         backend.validate(profile)
@@ -244,7 +256,9 @@ def make_labeller(name: str, settings: dict[str, Any]) -> Labeller:
     def prepare(atoms: Atoms, workdir: Path) -> Calculator:
         vac = vacuum_z(atoms)
         if vac < profile.min_vacuum - 1e-6:
-            raise InputError(f"only {vac:.1f} Å of vacuum along z", f"the profile asks for ≥ {profile.min_vacuum} Å")
+            raise InputError(
+                f"only {vac:.1f} Å of vacuum along z", f"the profile asks for ≥ {profile.min_vacuum} Å"
+            )
         kpts = kpoint_grid(atoms, profile.kdensity)
         atoms.info["kpts"] = "x".join(map(str, kpts))
         atoms.info["code_version"] = f"{name} {version}"
@@ -254,8 +268,9 @@ def make_labeller(name: str, settings: dict[str, Any]) -> Labeller:
     used = to_dict(profile)
     for key in ("command", "pseudo_dir", "min_vacuum"):  # these do not change the numbers: not hashed
         used.pop(key, None)
-    return Labeller(None, profile.source, used, check=backend.check, prepare=prepare,
-                    scf_errors=backend.scf_errors())
+    return Labeller(
+        None, profile.source, used, check=backend.check, prepare=prepare, scf_errors=backend.scf_errors()
+    )
 
 
 for _name in BACKENDS:

@@ -83,7 +83,8 @@ class Labeller:
             except NotImplementedError:
                 pass
         except self.scf_errors as exc:
-            raise SCFError(f"SCF did not converge: {exc}".strip(), "raise maxiter or mix more gently") from exc
+            hint = "raise maxiter or mix more gently"
+            raise SCFError(f"SCF did not converge: {exc}".strip(), hint) from exc
         if self.check is not None:
             self.check(calc)
         return calc
