@@ -24,6 +24,8 @@ _TRAJ_OPTIONS = [
     click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
                  help="Output folder."),
     click.option("--force", is_flag=True, help="Recompute even if the output folder is complete."),
+    click.option("--threads", type=int, default=0,
+                 help="Threads of dynasor's numba kernels (0: numba's default, all cores)."),
 ]
 
 
@@ -33,12 +35,16 @@ def _traj_options(f):
     return f
 
 
-def _quiet_dynasor() -> None:
-    """dynasor logs to stdout at INFO by itself; keep it to warnings unless -vv."""
+def _setup_dynasor(threads: int) -> None:
+    """Keep dynasor's own INFO log off stdout unless -vv; set its numba threads."""
     import dynasor.logging_tools  # noqa: F401 - sets its level on import, so import first
 
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("dynasor").setLevel(logging.WARNING)
+    if threads > 0:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def _done(output: Path, product: str, force: bool) -> bool:
@@ -88,9 +94,9 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 @click.option("--n-peaks", type=int, default=6, show_default=True,
               help="Harmonic DOS peaks compared with the MD VDOS.")
 def vdos(traj: Path, structure: Path, dt_fs: float | None, stride: int | None, fmt: str | None,
-         output: Path, force: bool, windows: int, shell_width: float, method: str,
+         output: Path, force: bool, threads: int, windows: int, shell_width: float, method: str,
          smearing_thz: float, harmonic: Path | None, n_peaks: int) -> None:
-    """Vibrational DOS from MD velocities (dynasor): total, per element, per radial shell.
+    """Compute the vibrational DOS from MD velocities (dynasor): total, elements, shells.
 
     Mass-weighted (m_i |v_i(ν)|²), normalised to 3 N states; averaged over time windows.
 
@@ -104,7 +110,7 @@ def vdos(traj: Path, structure: Path, dt_fs: float | None, stride: int | None, f
 
     if _done(output, "vdos.npz", force):
         return
-    _quiet_dynasor()
+    _setup_dynasor(threads)
     settings = VDOSSettings(n_windows=windows, shell_width=shell_width, method=method,
                             smearing_thz=smearing_thz)
     rec = RunRecord("vdos", config={"traj": str(traj), "structure": str(structure), "dt_fs": dt_fs,
@@ -165,10 +171,10 @@ def vdos(traj: Path, structure: Path, dt_fs: float | None, stride: int | None, f
 @click.option("--max-peaks", type=int, default=3, show_default=True,
               help="Most peaks fitted per q-point and branch.")
 def dispersion(traj: Path, structure: Path, dt_fs: float | None, stride: int | None,
-               fmt: str | None, output: Path, force: bool, supercell_: tuple[int, int] | None,
+               fmt: str | None, output: Path, force: bool, threads: int, supercell_: tuple[int, int] | None,
                window_ps: float, window_step: int, damping_ps: float, harmonic: Path | None,
                max_peaks: int) -> None:
-    """Current correlations C_L, C_T (dynasor) on the Γ–M–K–Γ q-points of the MD cell.
+    """Compute current correlations C_L, C_T (dynasor) on the Γ–M–K–Γ q-points of the MD cell.
 
     Writes heat maps with the harmonic bands and a table of DHO peak centres and widths.
 
@@ -180,7 +186,7 @@ def dispersion(traj: Path, structure: Path, dt_fs: float | None, stride: int | N
 
     if _done(output, "dispersion.npz", force):
         return
-    _quiet_dynasor()
+    _setup_dynasor(threads)
     settings = DispersionSettings(window_ps=window_ps, window_step=window_step,
                                   damping_ps=damping_ps, max_peaks=max_peaks)
     rec = RunRecord("dispersion", config={

@@ -24,7 +24,7 @@ from scipy.optimize import curve_fit
 from scipy.signal import find_peaks
 
 from mlff2d.dynamics.results import DispersionResult
-from mlff2d.dynamics.trajectory import MDTrajectory, check_structure, element_indices
+from mlff2d.dynamics.trajectory import MDTrajectory, element_indices, reference_structure
 from mlff2d.errors import InputError
 from mlff2d.units import RAD_PER_FS_TO_THZ
 
@@ -229,7 +229,7 @@ def compute_dispersion(traj: MDTrajectory, atoms: Atoms, settings: DispersionSet
     from dynasor.tools.acfs import gaussian_decay, psd_from_acf_2d
 
     s = settings or DispersionSettings()
-    check_structure(traj, atoms)
+    atoms = reference_structure(traj, atoms)
     prim, sc = primitive_cell(atoms, supercell)
     q_cart, q_frac, dist, labels, ldist = path_qpoints(prim, atoms.cell.array)
     window = int(round(s.window_ps * 1000.0 / traj.frame_dt_fs))

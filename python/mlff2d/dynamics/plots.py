@@ -120,13 +120,12 @@ def plot_dispersion(disp: DispersionResult, outdir: str | Path, fmax: float | No
     else:
         top = min(12.0, float(f[-1]))
     d = disp.distance
-    edges = np.concatenate([[d[0]], 0.5 * (d[1:] + d[:-1]), [d[-1]]])
     for branch, (ax, data, name) in enumerate(zip(axes, (disp.current_l, disp.current_t),
                                                   ("longitudinal $C_L$", "transverse $C_T$"),
                                                   strict=True)):
         z = np.clip(data, 0, None)
         z = z / np.maximum(z.max(axis=1, keepdims=True), 1e-300)  # each q scaled to its maximum
-        ax.pcolormesh(edges, f, z.T + 1e-4, shading="flat", cmap="magma",
+        ax.pcolormesh(d, f, z.T + 1e-4, shading="nearest", cmap="magma",
                       norm=LogNorm(vmin=1e-3, vmax=1.0), rasterized=True)
         if disp.harmonic_bands.size:
             ax.plot(disp.harmonic_distance, disp.harmonic_bands, color="w", lw=0.6, ls="--")

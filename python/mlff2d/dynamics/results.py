@@ -234,7 +234,7 @@ class DispersionResult(_NpzJson):
     damping_ps: float = 0.0
 
     def peak_rows(self) -> list[dict[str, Any]]:
-        """The peak table as rows of plain values (for CSV and summaries)."""
+        """Return the peak table as rows of plain values (for CSV and summaries)."""
         rows = []
         for k in range(len(self.peak_center)):
             iq = int(self.peak_q_index[k])

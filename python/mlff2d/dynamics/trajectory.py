@@ -102,7 +102,7 @@ class MDTrajectory:
 
     def open(self, atomic_indices: dict[str, NDArray[np.int64]] | None = None,
              start: int = 0, stop: int | None = None, properties: str | list[str] | None = None):
-        """A :class:`dynasor.Trajectory` over frames ``[start, stop)``.
+        """Open a :class:`dynasor.Trajectory` over frames ``[start, stop)``.
 
         ``atomic_indices`` None keeps the file order as one atom type (what the spectral energy
         density needs); a dict by element is what the structure factors need.
@@ -222,6 +222,34 @@ def check_structure(traj: MDTrajectory, atoms: Atoms) -> None:
     if len(atoms) != traj.n_atoms:
         raise InputError(f"the structure has {len(atoms)} atoms, the trajectory {traj.n_atoms}",
                          "pass the cell the MD was started from with --structure")
+
+
+def reference_structure(traj: MDTrajectory, atoms: Atoms) -> Atoms:
+    """Return the reference structure in the trajectory's atom order.
+
+    An extxyz trajectory names the element of every atom: if its order differs from
+    ``atoms`` (a cell built by LAMMPS rather than read from ``--structure``), the first frame
+    is used for elements and positions, keeping ``defect_center`` and ``supercell`` from
+    ``atoms.info``.
+
+    Raises
+    ------
+    InputError
+        If the atom counts differ.
+    """
+    check_structure(traj, atoms)
+    if traj.fmt != "extxyz":
+        return atoms
+    from ase.io import read
+
+    first = read(traj.path, index=0, format="extxyz")
+    if first.get_chemical_symbols() == atoms.get_chemical_symbols():
+        return atoms
+    logger.warning("the atom order of %s differs from the structure: elements and positions "
+                   "from its first frame, defect_center from the structure", traj.path.name)
+    first.info = {k: v for k, v in atoms.info.items() if k in ("defect_center", "supercell")}
+    first.calc = None
+    return first
 
 
 def element_indices(atoms: Atoms) -> dict[str, NDArray[np.int64]]:

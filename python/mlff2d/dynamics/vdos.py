@@ -35,10 +35,10 @@ from scipy.signal import find_peaks
 from mlff2d.dynamics.results import HarmonicDOS, VDOSResult
 from mlff2d.dynamics.trajectory import (
     MDTrajectory,
-    check_structure,
     element_indices,
     inplane_distances,
     radial_shells,
+    reference_structure,
 )
 from mlff2d.errors import InputError
 from mlff2d.units import AMU_A2_PER_FS2_TO_EV, KB_EV, RAD_PER_FS_TO_THZ
@@ -167,7 +167,7 @@ def compute_vdos(traj: MDTrajectory, atoms: Atoms, settings: VDOSSettings | None
         If the structure does not match, the method is unknown or windows are too short.
     """
     s = settings or VDOSSettings()
-    check_structure(traj, atoms)
+    atoms = reference_structure(traj, atoms)
     method = s.method if s.method != "auto" else ("sed" if len(atoms) <= SED_MAX_ATOMS else "psd")
     if method not in VDOS_METHODS:
         raise InputError(f"unknown VDOS method '{s.method}'", f"use auto or {list(VDOS_METHODS)}")
@@ -208,7 +208,7 @@ def compute_vdos(traj: MDTrajectory, atoms: Atoms, settings: VDOSSettings | None
 
 
 def _progress(it, description: str):
-    """A rich progress bar over ``it`` (plain iteration when rich is missing)."""
+    """Wrap ``it`` in a rich progress bar (plain iteration when rich is missing)."""
     try:
         from rich.progress import track
     except ImportError:  # pragma: no cover
@@ -297,7 +297,7 @@ def load_harmonic_dos(path: str | Path, grid: NDArray[np.float64], sigma: float,
 
 def spectrum_peaks(freqs: NDArray[np.float64], spectrum: NDArray[np.float64], n_peaks: int = 6,
                    min_freq: float = 0.3, rel_prominence: float = 0.05) -> NDArray[np.float64]:
-    """The ``n_peaks`` most prominent peaks (THz, sorted by frequency), parabola-refined.
+    """Find the ``n_peaks`` most prominent peaks (THz, sorted by frequency), parabola-refined.
 
     Peaks below ``min_freq`` (THz) or with a prominence under ``rel_prominence`` of the
     maximum are ignored.

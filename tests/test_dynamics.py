@@ -1,0 +1,263 @@
+"""Phonons from MD with dynasor: VDOS and current correlations of LAMMPS runs.
+
+The reference is the SW teacher: MD of a 12×12 V_Se cell at 50 K in LAMMPS against the
+harmonic Γ-point DOS of the same SW model on the same (relaxed) cell from phonopy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from mlff2d.cli import main
+from mlff2d.dynamics import VDOSResult, inplane_distances, load_trajectory, radial_shells
+from mlff2d.dynamics.results import DispersionResult, HarmonicDOS
+from mlff2d.dynamics.vdos import VDOSSettings, compute_vdos
+from mlff2d.errors import InputError
+from mlff2d.lammpslib import new_lammps
+from mlff2d.reference.sw import SWTeacher, sw_pair_commands
+from mlff2d.structures import make_defect, monolayer, supercell, write_structure
+
+DT_FS = 1.0
+STRIDE = 20
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_numba_thread():
+    """dynasor's numba kernels: one thread (parallel barriers crawl on a loaded 2-core box)."""
+    import numba
+
+    n = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(n)
+
+
+def _lammps_md(data, pair: list[str], prefix, T: float, equil: int, steps: int,
+               dt_fs: float = DT_FS, every: int = STRIDE, custom_dump: bool = False) -> None:
+    """Langevin at T, then NVE dumping extxyz (species, pos, vel) every ``every`` steps."""
+    lmp = new_lammps()
+    cmds = ["units metal", "atom_style atomic", "boundary p p f", "atom_modify map array",
+            f"read_data {data}", *pair, "neighbor 1.0 bin", f"timestep {dt_fs / 1000}",
+            f"velocity all create {2 * T} 4711 mom yes rot no dist gaussian",
+            "fix nve all nve", f"fix bath all langevin {T} {T} 0.1 4711 zero yes",
+            f"run {equil}", "unfix bath", "reset_timestep 0",
+            f"dump x all extxyz {every} {prefix}traj.extxyz",
+            "dump_modify x element W Se sort id forces no format line "
+            "'%s %.10g %.10g %.10g %.10g %.10g %.10g'"]
+    if custom_dump:
+        cmds += [f"dump c all custom {every} {prefix}traj.lammpstrj id type x y z vx vy vz",
+                 "dump_modify c sort id"]
+    lmp.commands_list([*cmds, f"run {steps}"])
+    lmp.close()
+
+
+def _relax_sw(atoms: Atoms, data) -> Atoms:
+    """Relax the positions with the SW teacher in LAMMPS (fixed cell)."""
+    write_structure(atoms, data, "lammps-data")
+    lmp = new_lammps()
+    lmp.commands_list(["units metal", "atom_style atomic", "boundary p p f", "atom_modify map array",
+                       f"read_data {data}", *sw_pair_commands(["W", "Se"]), "min_style cg",
+                       "minimize 0 1e-6 5000 50000"])
+    x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3), shape=(3 * len(atoms),))
+    out = atoms.copy()
+    out.positions = x.reshape(-1, 3)
+    lmp.close()
+    return out
+
+
+def _harmonic_gamma_dos(atoms: Atoms, path) -> np.ndarray:
+    """Phonopy Γ-point DOS of SW with the cell as its own unit cell; returns the frequencies."""
+    from phonopy import Phonopy
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    unit = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=atoms.cell.array,
+                        positions=atoms.positions)
+    ph = Phonopy(unit, supercell_matrix=np.eye(3, dtype=int))
+    ph.generate_displacements(distance=0.01)
+    calc, forces = SWTeacher(), []
+    for sc in ph.supercells_with_displacements:
+        a = Atoms(sc.symbols, positions=sc.positions, cell=sc.cell, pbc=True)
+        a.calc = calc
+        forces.append(a.get_forces())
+    ph.forces = forces
+    ph.produce_force_constants()
+    ph.run_mesh([1, 1, 1], is_gamma_center=True)
+    ph.run_total_dos(sigma=0.04, freq_min=-0.5, freq_max=12.0, freq_pitch=0.01)
+    ph.write_total_dos(filename=str(path))
+    return ph.mesh.frequencies.ravel()
+
+
+def _primitive_phonopy(path) -> None:
+    """phonopy_params.yaml of the SW primitive cell (6×6 supercell) for the harmonic bands."""
+    from ase.optimize import BFGS
+    from phonopy import Phonopy
+    from phonopy.structure.atoms import PhonopyAtoms
+
+    prim = monolayer("WSe2")
+    prim.calc = SWTeacher()
+    BFGS(prim, logfile=None).run(fmax=1e-5)
+    unit = PhonopyAtoms(symbols=prim.get_chemical_symbols(), cell=prim.cell.array,
+                        positions=prim.positions)
+    ph = Phonopy(unit, supercell_matrix=np.diag([6, 6, 1]))
+    ph.generate_displacements(distance=0.01)
+    calc, forces = SWTeacher(), []
+    for sc in ph.supercells_with_displacements:
+        a = Atoms(sc.symbols, positions=sc.positions, cell=sc.cell, pbc=True)
+        a.calc = calc
+        forces.append(a.get_forces())
+    ph.forces = forces
+    ph.save(str(path))
+
+
+@pytest.fixture(scope="module")
+def sw_md(tmp_path_factory):
+    """12×12 V_Se: SW-relaxed cell, harmonic Γ DOS, 4 ps Langevin + 40 ps NVE at 50 K."""
+    d = tmp_path_factory.mktemp("dynamics_sw")
+    atoms = make_defect(supercell(monolayer("WSe2"), 12, 12), "V_Se")
+    relaxed = _relax_sw(atoms, d / "cell.data")
+    write_structure(relaxed, d / "relaxed.extxyz")
+    write_structure(relaxed, d / "relaxed.data", "lammps-data")
+    freqs = _harmonic_gamma_dos(relaxed, d / "total_dos.dat")
+    _primitive_phonopy(d / "phonopy_params.yaml")
+    _lammps_md(d / "relaxed.data", sw_pair_commands(["W", "Se"]), f"{d}/", T=50.0,
+               equil=4000, steps=40000)
+    return {"dir": d, "atoms": relaxed, "freqs": freqs}
+
+
+def test_radial_shells_definition():
+    d = np.array([0.0, 2.99, 3.0, 5.5, 9.0])
+    edges, idx = radial_shells(d, 3.0)
+    assert edges.tolist() == [0.0, 3.0, 6.0, 9.0, 12.0]
+    assert idx.tolist() == [0, 0, 1, 1, 3]
+    atoms = supercell(monolayer("WSe2"), 4, 4)
+    r = inplane_distances(atoms, atoms.positions[0])
+    assert r[0] == 0.0 and r.max() < np.linalg.norm(atoms.cell[0]) * 0.6  # minimum image
+    with pytest.raises(InputError):
+        radial_shells(d, 0.0)
+
+
+def test_vdos_sw_matches_harmonic(sw_md):
+    d, out = sw_md["dir"], sw_md["dir"] / "vdos"
+    rc = main(["vdos", str(d / "traj.extxyz"), "--structure", str(d / "relaxed.extxyz"),
+               "--dt-fs", str(DT_FS), "--harmonic", str(d / "total_dos.dat"), "-o", str(out)])
+    assert rc == 0
+    res = VDOSResult.read(out / "vdos")
+    assert res.method == "sed" and res.stride == STRIDE and res.n_atoms == 431
+    assert res.resolution_thz == pytest.approx(0.1, abs=1e-3)
+    assert 40.0 < res.window_temperatures.mean() < 60.0
+    # partial spectra add up to the total; the total holds 3 N states
+    np.testing.assert_allclose(res.shell_dos.sum(axis=0), res.total, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(res.element_dos.sum(axis=0), res.total, rtol=1e-10, atol=1e-9)
+    assert res.shell_counts.sum() == 431
+    assert res.integral(res.total) == pytest.approx(3 * 431, rel=0.02)
+    # peak positions of the harmonic DOS of SW on the same cell, within 0.15 THz
+    import yaml
+
+    summary = yaml.safe_load((out / "summary.yaml").read_text())
+    peaks = summary["results"]["peaks"]
+    assert len(peaks) >= 5
+    for row in peaks:
+        assert abs(row["shift_thz"]) < 0.15, row
+    for stem in ("vdos_vs_harmonic", "vdos_radial"):
+        assert (out / f"{stem}.png").is_file() and (out / f"{stem}.pdf").is_file()
+    h = HarmonicDOS.read(out / "harmonic_dos")
+    assert h.frequencies.shape == res.frequencies.shape
+    # a second call is a no-op
+    assert main(["vdos", str(d / "traj.extxyz"), "--structure", str(d / "relaxed.extxyz"),
+                 "--dt-fs", "1", "-o", str(out)]) == 0
+
+
+def test_dispersion_sw(sw_md):
+    d, out = sw_md["dir"], sw_md["dir"] / "dispersion"
+    rc = main(["dispersion", str(d / "traj.extxyz"), "--structure", str(d / "relaxed.extxyz"),
+               "--dt-fs", str(DT_FS), "--window-ps", "4", "--window-step", "200",
+               "--harmonic", str(d / "phonopy_params.yaml"), "-o", str(out)])
+    assert rc == 0
+    res = DispersionResult.read(out / "dispersion")
+    assert res.labels == ["Γ", "M", "K", "Γ"] and res.supercell == [12, 12]
+    assert len(res.q_points) == 13  # 7 on Γ-M, 2 more to K, 4 more back to Γ
+    assert res.current_l.shape == (13, len(res.frequencies))
+    ok = np.isfinite(res.peak_shift)
+    assert ok.sum() >= 20
+    # at 50 K the peaks sit on the harmonic SW bands
+    assert np.median(np.abs(res.peak_shift[ok])) < 0.08
+    # the LA branch at M (q index 6): a longitudinal peak at a harmonic frequency
+    la_m = res.peak_center[(res.peak_q_index == 6) & (res.peak_branch == 0)]
+    assert np.min(np.abs(la_m[:, None] - res.harmonic_at_q[6][None, :])) < 0.1
+    assert (out / "dispersion_md.png").is_file() and (out / "dispersion_peaks.csv").is_file()
+
+
+def test_formats_and_vdos_routes_agree(tmp_path):
+    """LAMMPS custom dump (tilted box) = extxyz; dynasor's PSD route = its SED route."""
+    atoms = make_defect(supercell(monolayer("WSe2"), 3, 3), "V_Se")
+    write_structure(atoms, tmp_path / "c.data", "lammps-data")
+    _lammps_md(tmp_path / "c.data", sw_pair_commands(["W", "Se"]), f"{tmp_path}/", T=100.0,
+               equil=10, steps=200, every=10, custom_dump=True)
+    a = load_trajectory(tmp_path / "traj.extxyz", dt_fs=1.0)
+    b = load_trajectory(tmp_path / "traj.lammpstrj", dt_fs=1.0)
+    assert (a.fmt, b.fmt) == ("extxyz", "lammps-dump")
+    assert a.n_frames == b.n_frames == 21 and a.stride == b.stride == 10
+    ta, tb = a.open(properties="velocities"), b.open(properties="velocities")
+    np.testing.assert_allclose(ta.cell, atoms.cell.array, atol=1e-4)
+    np.testing.assert_allclose(tb.cell, atoms.cell.array, atol=1e-4)
+    fa, fb = next(iter(ta)), next(iter(tb))
+    np.testing.assert_allclose(fa.get_velocities_as_array(ta.atomic_indices),
+                               fb.get_velocities_as_array(tb.atomic_indices), rtol=1e-4, atol=1e-8)
+    runs = {(t.fmt, m): compute_vdos(t, atoms, VDOSSettings(n_windows=2, method=m))
+            for t in (a, b) for m in ("sed", "psd")}
+    ref = runs[("extxyz", "sed")]
+    for key, res in runs.items():
+        np.testing.assert_allclose(res.total, ref.total, rtol=1e-4, atol=1e-4 * ref.total.max(),
+                                   err_msg=str(key))
+        np.testing.assert_allclose(res.shell_dos, ref.shell_dos, rtol=1e-4,
+                                   atol=1e-4 * ref.total.max(), err_msg=str(key))
+    ref.write(tmp_path / "v")
+    back = VDOSResult.read(tmp_path / "v")
+    np.testing.assert_array_equal(back.total, ref.total)
+    assert back.elements == ["W", "Se"] and back.method == "sed"
+    with pytest.raises(InputError):
+        DispersionResult.read(tmp_path / "v")
+
+
+def test_vdos_needs_time_step(tmp_path):
+    (tmp_path / "t.extxyz").write_text("1\nLattice=\"1 0 0 0 1 0 0 0 1\" Properties=species:S:1:pos:R:3\n"
+                                       "W 0 0 0\n")
+    rc = main(["vdos", str(tmp_path / "t.extxyz"), "--structure", str(tmp_path / "t.extxyz"),
+               "-o", str(tmp_path / "out")])
+    assert rc == 2
+
+
+def test_mace_plugin_same_commands(tmp_path, request):
+    """The same commands on a short MD with an exported MACE model through the plugin."""
+    from mlff2d.lammps.plugin import find_plugin
+
+    if find_plugin() is None:
+        pytest.skip("maceplugin.so is not built (make plugin)")
+    model = _exported_model(tmp_path, request)
+    atoms = make_defect(supercell(monolayer("WSe2"), 4, 4), "V_Se")
+    write_structure(atoms, tmp_path / "cell.extxyz")
+    write_structure(atoms, tmp_path / "cell.data", "lammps-data")
+    pair = ["pair_style mace no_domain_decomposition", f"pair_coeff * * {model} W Se"]
+    _lammps_md(tmp_path / "cell.data", pair, f"{tmp_path}/", T=20.0, equil=40, steps=160,
+               dt_fs=0.5, every=4)
+    args = [str(tmp_path / "traj.extxyz"), "--structure", str(tmp_path / "cell.extxyz"),
+            "--dt-fs", "0.5"]
+    assert main(["vdos", *args, "--windows", "2", "-o", str(tmp_path / "vdos")]) == 0
+    res = VDOSResult.read(tmp_path / "vdos" / "vdos")
+    np.testing.assert_allclose(res.shell_dos.sum(axis=0), res.total, rtol=1e-10, atol=1e-9)
+    assert main(["dispersion", *args, "--window-ps", "0.03", "-o", str(tmp_path / "disp")]) == 0
+    assert DispersionResult.read(tmp_path / "disp" / "dispersion").supercell == [4, 4]
+
+
+def _exported_model(tmp_path, request):
+    """The trained quick model of tests/conftest.py if there is one, else an untrained MACE."""
+    try:
+        model = request.getfixturevalue("quick_model_lammps")
+        return model
+    except pytest.FixtureLookupError:
+        pass
+    from mlff2d.lammps.toymodel import random_mace, save_lammps_model
+
+    return save_lammps_model(random_mace(), tmp_path / "toy.model-lammps.pt")
