@@ -34,21 +34,43 @@ def _one_numba_thread():
     numba.set_num_threads(n)
 
 
-def _lammps_md(data, pair: list[str], prefix, T: float, equil: int, steps: int,
-               dt_fs: float = DT_FS, every: int = STRIDE, custom_dump: bool = False) -> None:
+def _lammps_md(
+    data,
+    pair: list[str],
+    prefix,
+    T: float,
+    equil: int,
+    steps: int,
+    dt_fs: float = DT_FS,
+    every: int = STRIDE,
+    custom_dump: bool = False,
+) -> None:
     """Langevin at T, then NVE dumping extxyz (species, pos, vel) every ``every`` steps."""
     lmp = new_lammps()
-    cmds = ["units metal", "atom_style atomic", "boundary p p f", "atom_modify map array",
-            f"read_data {data}", *pair, "neighbor 1.0 bin", f"timestep {dt_fs / 1000}",
-            f"velocity all create {2 * T} 4711 mom yes rot no dist gaussian",
-            "fix nve all nve", f"fix bath all langevin {T} {T} 0.1 4711 zero yes",
-            f"run {equil}", "unfix bath", "reset_timestep 0",
-            f"dump x all extxyz {every} {prefix}traj.extxyz",
-            "dump_modify x element W Se sort id forces no format line "
-            "'%s %.10g %.10g %.10g %.10g %.10g %.10g'"]
+    cmds = [
+        "units metal",
+        "atom_style atomic",
+        "boundary p p f",
+        "atom_modify map array",
+        f"read_data {data}",
+        *pair,
+        "neighbor 1.0 bin",
+        f"timestep {dt_fs / 1000}",
+        f"velocity all create {2 * T} 4711 mom yes rot no dist gaussian",
+        "fix nve all nve",
+        f"fix bath all langevin {T} {T} 0.1 4711 zero yes",
+        f"run {equil}",
+        "unfix bath",
+        "reset_timestep 0",
+        f"dump x all extxyz {every} {prefix}traj.extxyz",
+        "dump_modify x element W Se sort id forces no time yes format line "
+        "'%s %.10g %.10g %.10g %.10g %.10g %.10g'",
+    ]
     if custom_dump:
-        cmds += [f"dump c all custom {every} {prefix}traj.lammpstrj id type x y z vx vy vz",
-                 "dump_modify c sort id"]
+        cmds += [
+            f"dump c all custom {every} {prefix}traj.lammpstrj id type x y z vx vy vz",
+            "dump_modify c sort id time yes",
+        ]
     lmp.commands_list([*cmds, f"run {steps}"])
     lmp.close()
 
@@ -57,9 +79,18 @@ def _relax_sw(atoms: Atoms, data) -> Atoms:
     """Relax the positions with the SW teacher in LAMMPS (fixed cell)."""
     write_structure(atoms, data, "lammps-data")
     lmp = new_lammps()
-    lmp.commands_list(["units metal", "atom_style atomic", "boundary p p f", "atom_modify map array",
-                       f"read_data {data}", *sw_pair_commands(["W", "Se"]), "min_style cg",
-                       "minimize 0 1e-6 5000 50000"])
+    lmp.commands_list(
+        [
+            "units metal",
+            "atom_style atomic",
+            "boundary p p f",
+            "atom_modify map array",
+            f"read_data {data}",
+            *sw_pair_commands(["W", "Se"]),
+            "min_style cg",
+            "minimize 0 1e-6 5000 50000",
+        ]
+    )
     x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3), shape=(3 * len(atoms),))
     out = atoms.copy()
     out.positions = x.reshape(-1, 3)
@@ -72,8 +103,9 @@ def _harmonic_gamma_dos(atoms: Atoms, path) -> np.ndarray:
     from phonopy import Phonopy
     from phonopy.structure.atoms import PhonopyAtoms
 
-    unit = PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=atoms.cell.array,
-                        positions=atoms.positions)
+    unit = PhonopyAtoms(
+        symbols=atoms.get_chemical_symbols(), cell=atoms.cell.array, positions=atoms.positions
+    )
     ph = Phonopy(unit, supercell_matrix=np.eye(3, dtype=int))
     ph.generate_displacements(distance=0.01)
     calc, forces = SWTeacher(), []
@@ -98,8 +130,7 @@ def _primitive_phonopy(path) -> None:
     prim = monolayer("WSe2")
     prim.calc = SWTeacher()
     BFGS(prim, logfile=None).run(fmax=1e-5)
-    unit = PhonopyAtoms(symbols=prim.get_chemical_symbols(), cell=prim.cell.array,
-                        positions=prim.positions)
+    unit = PhonopyAtoms(symbols=prim.get_chemical_symbols(), cell=prim.cell.array, positions=prim.positions)
     ph = Phonopy(unit, supercell_matrix=np.diag([6, 6, 1]))
     ph.generate_displacements(distance=0.01)
     calc, forces = SWTeacher(), []
@@ -113,7 +144,7 @@ def _primitive_phonopy(path) -> None:
 
 @pytest.fixture(scope="module")
 def sw_md(tmp_path_factory):
-    """12×12 V_Se: SW-relaxed cell, harmonic Γ DOS, 4 ps Langevin + 40 ps NVE at 50 K."""
+    """12×12 V_Se: SW-relaxed cell, harmonic Γ DOS, 4 ps Langevin + 30 ps NVE at 50 K."""
     d = tmp_path_factory.mktemp("dynamics_sw")
     atoms = make_defect(supercell(monolayer("WSe2"), 12, 12), "V_Se")
     relaxed = _relax_sw(atoms, d / "cell.data")
@@ -121,8 +152,7 @@ def sw_md(tmp_path_factory):
     write_structure(relaxed, d / "relaxed.data", "lammps-data")
     freqs = _harmonic_gamma_dos(relaxed, d / "total_dos.dat")
     _primitive_phonopy(d / "phonopy_params.yaml")
-    _lammps_md(d / "relaxed.data", sw_pair_commands(["W", "Se"]), f"{d}/", T=50.0,
-               equil=4000, steps=40000)
+    _lammps_md(d / "relaxed.data", sw_pair_commands(["W", "Se"]), f"{d}/", T=50.0, equil=4000, steps=40000)
     return {"dir": d, "atoms": relaxed, "freqs": freqs}
 
 
@@ -140,8 +170,22 @@ def test_radial_shells_definition():
 
 def test_vdos_sw_matches_harmonic(sw_md):
     d, out = sw_md["dir"], sw_md["dir"] / "vdos"
-    rc = main(["vdos", str(d / "traj.extxyz"), "--structure", str(d / "relaxed.extxyz"),
-               "--dt-fs", str(DT_FS), "--harmonic", str(d / "total_dos.dat"), "-o", str(out)])
+    rc = main(
+        [
+            "vdos",
+            str(d / "traj.extxyz"),
+            "--structure",
+            str(d / "relaxed.extxyz"),
+            "--dt-fs",
+            str(DT_FS),
+            "--windows",
+            "3",
+            "--harmonic",
+            str(d / "total_dos.dat"),
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     res = VDOSResult.read(out / "vdos")
     assert res.method == "sed" and res.stride == STRIDE and res.n_atoms == 431
@@ -165,15 +209,42 @@ def test_vdos_sw_matches_harmonic(sw_md):
     h = HarmonicDOS.read(out / "harmonic_dos")
     assert h.frequencies.shape == res.frequencies.shape
     # a second call is a no-op
-    assert main(["vdos", str(d / "traj.extxyz"), "--structure", str(d / "relaxed.extxyz"),
-                 "--dt-fs", "1", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "vdos",
+                str(d / "traj.extxyz"),
+                "--structure",
+                str(d / "relaxed.extxyz"),
+                "--dt-fs",
+                "1",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
 
 
 def test_dispersion_sw(sw_md):
     d, out = sw_md["dir"], sw_md["dir"] / "dispersion"
-    rc = main(["dispersion", str(d / "traj.extxyz"), "--structure", str(d / "relaxed.extxyz"),
-               "--dt-fs", str(DT_FS), "--window-ps", "4", "--window-step", "200",
-               "--harmonic", str(d / "phonopy_params.yaml"), "-o", str(out)])
+    # no --dt-fs: the time step comes from the Time fields of the LAMMPS extxyz dump
+    rc = main(
+        [
+            "dispersion",
+            str(d / "traj.extxyz"),
+            "--structure",
+            str(d / "relaxed.extxyz"),
+            "--window-ps",
+            "4",
+            "--window-step",
+            "200",
+            "--harmonic",
+            str(d / "phonopy_params.yaml"),
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     res = DispersionResult.read(out / "dispersion")
     assert res.labels == ["Γ", "M", "K", "Γ"] and res.supercell == [12, 12]
@@ -193,26 +264,44 @@ def test_formats_and_vdos_routes_agree(tmp_path):
     """LAMMPS custom dump (tilted box) = extxyz; dynasor's PSD route = its SED route."""
     atoms = make_defect(supercell(monolayer("WSe2"), 3, 3), "V_Se")
     write_structure(atoms, tmp_path / "c.data", "lammps-data")
-    _lammps_md(tmp_path / "c.data", sw_pair_commands(["W", "Se"]), f"{tmp_path}/", T=100.0,
-               equil=10, steps=200, every=10, custom_dump=True)
-    a = load_trajectory(tmp_path / "traj.extxyz", dt_fs=1.0)
-    b = load_trajectory(tmp_path / "traj.lammpstrj", dt_fs=1.0)
+    _lammps_md(
+        tmp_path / "c.data",
+        sw_pair_commands(["W", "Se"]),
+        f"{tmp_path}/",
+        T=100.0,
+        equil=10,
+        steps=200,
+        every=10,
+        custom_dump=True,
+    )
+    a = load_trajectory(tmp_path / "traj.extxyz")
+    b = load_trajectory(tmp_path / "traj.lammpstrj")  # time from `dump_modify time yes`
+    assert a.dt_fs == b.dt_fs == pytest.approx(1.0)
     assert (a.fmt, b.fmt) == ("extxyz", "lammps-dump")
     assert a.n_frames == b.n_frames == 21 and a.stride == b.stride == 10
     ta, tb = a.open(properties="velocities"), b.open(properties="velocities")
     np.testing.assert_allclose(ta.cell, atoms.cell.array, atol=1e-4)
     np.testing.assert_allclose(tb.cell, atoms.cell.array, atol=1e-4)
     fa, fb = next(iter(ta)), next(iter(tb))
-    np.testing.assert_allclose(fa.get_velocities_as_array(ta.atomic_indices),
-                               fb.get_velocities_as_array(tb.atomic_indices), rtol=1e-4, atol=1e-8)
-    runs = {(t.fmt, m): compute_vdos(t, atoms, VDOSSettings(n_windows=2, method=m))
-            for t in (a, b) for m in ("sed", "psd")}
+    np.testing.assert_allclose(
+        fa.get_velocities_as_array(ta.atomic_indices),
+        fb.get_velocities_as_array(tb.atomic_indices),
+        rtol=1e-4,
+        atol=1e-8,
+    )
+    runs = {
+        (t.fmt, m): compute_vdos(t, atoms, VDOSSettings(n_windows=2, method=m))
+        for t in (a, b)
+        for m in ("sed", "psd")
+    }
     ref = runs[("extxyz", "sed")]
     for key, res in runs.items():
-        np.testing.assert_allclose(res.total, ref.total, rtol=1e-4, atol=1e-4 * ref.total.max(),
-                                   err_msg=str(key))
-        np.testing.assert_allclose(res.shell_dos, ref.shell_dos, rtol=1e-4,
-                                   atol=1e-4 * ref.total.max(), err_msg=str(key))
+        np.testing.assert_allclose(
+            res.total, ref.total, rtol=1e-4, atol=1e-4 * ref.total.max(), err_msg=str(key)
+        )
+        np.testing.assert_allclose(
+            res.shell_dos, ref.shell_dos, rtol=1e-4, atol=1e-4 * ref.total.max(), err_msg=str(key)
+        )
     ref.write(tmp_path / "v")
     back = VDOSResult.read(tmp_path / "v")
     np.testing.assert_array_equal(back.total, ref.total)
@@ -222,10 +311,19 @@ def test_formats_and_vdos_routes_agree(tmp_path):
 
 
 def test_vdos_needs_time_step(tmp_path):
-    (tmp_path / "t.extxyz").write_text("1\nLattice=\"1 0 0 0 1 0 0 0 1\" Properties=species:S:1:pos:R:3\n"
-                                       "W 0 0 0\n")
-    rc = main(["vdos", str(tmp_path / "t.extxyz"), "--structure", str(tmp_path / "t.extxyz"),
-               "-o", str(tmp_path / "out")])
+    (tmp_path / "t.extxyz").write_text(
+        '1\nLattice="1 0 0 0 1 0 0 0 1" Properties=species:S:1:pos:R:3\nW 0 0 0\n'
+    )
+    rc = main(
+        [
+            "vdos",
+            str(tmp_path / "t.extxyz"),
+            "--structure",
+            str(tmp_path / "t.extxyz"),
+            "-o",
+            str(tmp_path / "out"),
+        ]
+    )
     assert rc == 2
 
 
@@ -240,10 +338,8 @@ def test_mace_plugin_same_commands(tmp_path, request):
     write_structure(atoms, tmp_path / "cell.extxyz")
     write_structure(atoms, tmp_path / "cell.data", "lammps-data")
     pair = ["pair_style mace no_domain_decomposition", f"pair_coeff * * {model} W Se"]
-    _lammps_md(tmp_path / "cell.data", pair, f"{tmp_path}/", T=20.0, equil=40, steps=160,
-               dt_fs=0.5, every=4)
-    args = [str(tmp_path / "traj.extxyz"), "--structure", str(tmp_path / "cell.extxyz"),
-            "--dt-fs", "0.5"]
+    _lammps_md(tmp_path / "cell.data", pair, f"{tmp_path}/", T=20.0, equil=40, steps=160, dt_fs=0.5, every=4)
+    args = [str(tmp_path / "traj.extxyz"), "--structure", str(tmp_path / "cell.extxyz"), "--dt-fs", "0.5"]
     assert main(["vdos", *args, "--windows", "2", "-o", str(tmp_path / "vdos")]) == 0
     res = VDOSResult.read(tmp_path / "vdos" / "vdos")
     np.testing.assert_allclose(res.shell_dos.sum(axis=0), res.total, rtol=1e-10, atol=1e-9)

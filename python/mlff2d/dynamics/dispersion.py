@@ -31,8 +31,11 @@ from mlff2d.units import RAD_PER_FS_TO_THZ
 logger = logging.getLogger(__name__)
 
 #: The hexagonal path of DESIGN.md, fractional coordinates of the primitive reciprocal cell.
-SPECIAL_POINTS: dict[str, list[float]] = {"Γ": [0.0, 0.0, 0.0], "M": [0.5, 0.0, 0.0],
-                                          "K": [1 / 3, 1 / 3, 0.0]}
+SPECIAL_POINTS: dict[str, list[float]] = {
+    "Γ": [0.0, 0.0, 0.0],
+    "M": [0.5, 0.0, 0.0],
+    "K": [1 / 3, 1 / 3, 0.0],
+}
 PATH: list[tuple[str, str]] = [("Γ", "M"), ("M", "K"), ("K", "Γ")]
 
 
@@ -61,8 +64,9 @@ class DispersionSettings:
     min_rel_height: float = 0.1
 
 
-def primitive_cell(atoms: Atoms, supercell: tuple[int, int] | None = None
-                   ) -> tuple[NDArray[np.float64], tuple[int, int]]:
+def primitive_cell(
+    atoms: Atoms, supercell: tuple[int, int] | None = None
+) -> tuple[NDArray[np.float64], tuple[int, int]]:
     """Primitive cell (3×3 rows, Å) of an in-plane ``n × m`` supercell.
 
     ``supercell`` defaults to ``atoms.info["supercell"]`` (set by ``mlff2d structure``).
@@ -74,8 +78,9 @@ def primitive_cell(atoms: Atoms, supercell: tuple[int, int] | None = None
     """
     sc = supercell or atoms.info.get("supercell")
     if sc is None:
-        raise InputError("the structure does not say which supercell it is",
-                         "pass --supercell N M (e.g. 12 12)")
+        raise InputError(
+            "the structure does not say which supercell it is", "pass --supercell N M (e.g. 12 12)"
+        )
     n, m = (int(x) for x in np.ravel(sc)[:2])
     prim = atoms.cell.array.copy()
     prim[0] /= n
@@ -83,8 +88,9 @@ def primitive_cell(atoms: Atoms, supercell: tuple[int, int] | None = None
     return prim, (n, m)
 
 
-def path_qpoints(prim: NDArray[np.float64], cell: NDArray[np.float64]
-                 ) -> tuple[NDArray, NDArray, NDArray, list[str], NDArray]:
+def path_qpoints(
+    prim: NDArray[np.float64], cell: NDArray[np.float64]
+) -> tuple[NDArray, NDArray, NDArray, list[str], NDArray]:
     """Commensurate q-points along Γ–M–K–Γ.
 
     Returns
@@ -120,8 +126,9 @@ def path_qpoints(prim: NDArray[np.float64], cell: NDArray[np.float64]
     return q_cart, q_frac, np.array(dist), labels, np.array(ldist)
 
 
-def _fit_peaks(freqs: NDArray, spec: NDArray, max_peaks: int, min_rel: float
-               ) -> list[tuple[float, float, float, float, float]]:
+def _fit_peaks(
+    freqs: NDArray, spec: NDArray, max_peaks: int, min_rel: float
+) -> list[tuple[float, float, float, float, float]]:
     """DHO fit of the main peaks of one spectrum: (centre, fwhm, height, err_c, err_w) THz."""
     from dynasor.tools.damped_harmonic_oscillator import psd_velocity_dho
 
@@ -153,19 +160,29 @@ def _fit_peaks(freqs: NDArray, spec: NDArray, max_peaks: int, min_rel: float
         err = np.sqrt(np.clip(np.diag(cov), 0, None))
     except (RuntimeError, ValueError):
         logger.debug("DHO fit failed; keeping find_peaks positions")
-        return [(float(freqs[i]), float("nan"), float(spec[i]), float("nan"), float("nan"))
-                for i in idx]
+        return [(float(freqs[i]), float("nan"), float(spec[i]), float("nan"), float("nan")) for i in idx]
     out = []
     for k in range(0, len(p), 3):
-        w0, gam, amp = p[k:k + 3]
-        out.append((w0 * RAD_PER_FS_TO_THZ, gam * RAD_PER_FS_TO_THZ, 2 * amp / gam,
-                    err[k] * RAD_PER_FS_TO_THZ, err[k + 1] * RAD_PER_FS_TO_THZ))
+        w0, gam, amp = p[k : k + 3]
+        out.append(
+            (
+                w0 * RAD_PER_FS_TO_THZ,
+                gam * RAD_PER_FS_TO_THZ,
+                2 * amp / gam,
+                err[k] * RAD_PER_FS_TO_THZ,
+                err[k + 1] * RAD_PER_FS_TO_THZ,
+            )
+        )
     return sorted(out)
 
 
-def harmonic_bands(path: str | Path, prim: NDArray[np.float64], q_frac: NDArray[np.float64],
-                   labels_distance: NDArray[np.float64], n_dense: int = 60
-                   ) -> tuple[NDArray, NDArray, NDArray]:
+def harmonic_bands(
+    path: str | Path,
+    prim: NDArray[np.float64],
+    q_frac: NDArray[np.float64],
+    labels_distance: NDArray[np.float64],
+    n_dense: int = 60,
+) -> tuple[NDArray, NDArray, NDArray]:
     """Harmonic bands from a phonopy params file, along the path and at ``q_frac``.
 
     Returns (distance (n_h,) rad/Å, bands (n_h, n_b) THz, at_q (n_q, n_b) THz).
@@ -202,9 +219,13 @@ def harmonic_bands(path: str | Path, prim: NDArray[np.float64], q_frac: NDArray[
     return np.array(dense_d), np.asarray(bands), np.asarray(at_q)
 
 
-def compute_dispersion(traj: MDTrajectory, atoms: Atoms, settings: DispersionSettings | None = None,
-                       supercell: tuple[int, int] | None = None, harmonic: str | Path | None = None
-                       ) -> DispersionResult:
+def compute_dispersion(
+    traj: MDTrajectory,
+    atoms: Atoms,
+    settings: DispersionSettings | None = None,
+    supercell: tuple[int, int] | None = None,
+    harmonic: str | Path | None = None,
+) -> DispersionResult:
     """Current-correlation spectra along Γ–M–K–Γ with DHO peak fits.
 
     Parameters
@@ -234,16 +255,29 @@ def compute_dispersion(traj: MDTrajectory, atoms: Atoms, settings: DispersionSet
     q_cart, q_frac, dist, labels, ldist = path_qpoints(prim, atoms.cell.array)
     window = int(round(s.window_ps * 1000.0 / traj.frame_dt_fs))
     if window < 8 or window >= traj.n_frames:
-        raise InputError(f"a {s.window_ps} ps window is {window} frames of {traj.n_frames}",
-                         "choose --window-ps between 8 frames and the run length")
+        raise InputError(
+            f"a {s.window_ps} ps window is {window} frames of {traj.n_frames}",
+            "choose --window-ps between 8 frames and the run length",
+        )
     step = s.window_step or max(1, window // 2)
-    logger.info("currents at %d q-points, window %d frames (%.2f ps): Nyquist %.2f THz, "
-                "resolution %.3f THz", len(q_cart), window, s.window_ps, traj.nyquist_thz(),
-                traj.resolution_thz(2 * window + 1))
+    logger.info(
+        "currents at %d q-points, window %d frames (%.2f ps): Nyquist %.2f THz, resolution %.3f THz",
+        len(q_cart),
+        window,
+        s.window_ps,
+        traj.nyquist_thz(),
+        traj.resolution_thz(2 * window + 1),
+    )
     tr = traj.open(element_indices(atoms), properties=["positions", "velocities"])
-    sample = compute_dynamic_structure_factors(tr, q_cart, dt=traj.frame_dt_fs, window_size=window,
-                                               window_step=step, calculate_currents=True,
-                                               logging_interval=0)
+    sample = compute_dynamic_structure_factors(
+        tr,
+        q_cart,
+        dt=traj.frame_dt_fs,
+        window_size=window,
+        window_step=step,
+        calculate_currents=True,
+        logging_interval=0,
+    )
     t = np.asarray(sample["time"])
     sigma_fs = (s.damping_ps or s.window_ps / 2.5) * 1000.0
     damp = gaussian_decay(t, sigma_fs)
@@ -258,22 +292,37 @@ def compute_dispersion(traj: MDTrajectory, atoms: Atoms, settings: DispersionSet
     rows = []
     for iq in range(len(q_cart)):
         for branch, key in enumerate(("Clqt", "Ctqt")):
-            for c, fw, hgt, ec, ef in _fit_peaks(freqs, spectra[key][iq], s.max_peaks,
-                                                 s.min_rel_height):
+            for c, fw, hgt, ec, ef in _fit_peaks(freqs, spectra[key][iq], s.max_peaks, s.min_rel_height):
                 near = float(h_q[iq][np.argmin(np.abs(h_q[iq] - c))]) if h_q.size else np.nan
                 rows.append((iq, branch, c, fw, hgt, ec, ef, near, c - near))
     cols = list(zip(*rows, strict=True)) if rows else [[]] * 9
     return DispersionResult(
-        q_points=q_cart, q_frac=q_frac, distance=dist, label_distance=ldist, frequencies=freqs,
-        current_l=spectra["Clqt"], current_t=spectra["Ctqt"],
-        harmonic_distance=np.asarray(h_d, float), harmonic_bands=np.asarray(h_b, float),
+        q_points=q_cart,
+        q_frac=q_frac,
+        distance=dist,
+        label_distance=ldist,
+        frequencies=freqs,
+        current_l=spectra["Clqt"],
+        current_t=spectra["Ctqt"],
+        harmonic_distance=np.asarray(h_d, float),
+        harmonic_bands=np.asarray(h_b, float),
         harmonic_at_q=np.asarray(h_q, float),
-        peak_q_index=np.array(cols[0], dtype=np.int64), peak_branch=np.array(cols[1], dtype=np.int64),
-        peak_center=np.array(cols[2], float), peak_fwhm=np.array(cols[3], float),
-        peak_height=np.array(cols[4], float), peak_center_err=np.array(cols[5], float),
-        peak_fwhm_err=np.array(cols[6], float), peak_harmonic=np.array(cols[7], float),
-        peak_shift=np.array(cols[8], float), labels=labels, supercell=list(sc),
-        dt_fs=traj.dt_fs, stride=traj.stride, window_size=window, n_frames=traj.n_frames,
-        resolution_thz=float(freqs[1] - freqs[0]), nyquist_thz=traj.nyquist_thz(),
+        peak_q_index=np.array(cols[0], dtype=np.int64),
+        peak_branch=np.array(cols[1], dtype=np.int64),
+        peak_center=np.array(cols[2], float),
+        peak_fwhm=np.array(cols[3], float),
+        peak_height=np.array(cols[4], float),
+        peak_center_err=np.array(cols[5], float),
+        peak_fwhm_err=np.array(cols[6], float),
+        peak_harmonic=np.array(cols[7], float),
+        peak_shift=np.array(cols[8], float),
+        labels=labels,
+        supercell=list(sc),
+        dt_fs=traj.dt_fs,
+        stride=traj.stride,
+        window_size=window,
+        n_frames=traj.n_frames,
+        resolution_thz=float(freqs[1] - freqs[0]),
+        nyquist_thz=traj.nyquist_thz(),
         damping_ps=sigma_fs / 1000.0,
     )

@@ -49,19 +49,33 @@ def _fmax(v: VDOSResult) -> float:
     return float(min(v.frequencies[above[-1]] * 1.08 + 0.5, v.frequencies[-1])) if above.size else 10.0
 
 
-def plot_vdos_vs_harmonic(vdos: VDOSResult, harmonic: HarmonicDOS | None, outdir: str | Path,
-                          peaks: list[dict] | None = None, title: str = "") -> list[Path]:
+def plot_vdos_vs_harmonic(
+    vdos: VDOSResult,
+    harmonic: HarmonicDOS | None,
+    outdir: str | Path,
+    peaks: list[dict] | None = None,
+    title: str = "",
+) -> list[Path]:
     """MD VDOS (mean ± standard error over windows) over the harmonic DOS, with element partials."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4))
     f = vdos.frequencies
     if harmonic is not None:
-        ax.fill_between(harmonic.frequencies, harmonic.dos, color="0.8", lw=0,
-                        label=f"harmonic ({harmonic.source.split(' ')[0]})")
-    ax.plot(f, vdos.total, color="C0", lw=1.2,
-            label=f"MD {np.mean(vdos.window_temperatures):.0f} K ({vdos.method})")
-    ax.fill_between(f, vdos.total - vdos.total_err, vdos.total + vdos.total_err, color="C0",
-                    alpha=0.3, lw=0)
+        ax.fill_between(
+            harmonic.frequencies,
+            harmonic.dos,
+            color="0.8",
+            lw=0,
+            label=f"harmonic ({harmonic.source.split(' ')[0]})",
+        )
+    ax.plot(
+        f,
+        vdos.total,
+        color="C0",
+        lw=1.2,
+        label=f"MD {np.mean(vdos.window_temperatures):.0f} K ({vdos.method})",
+    )
+    ax.fill_between(f, vdos.total - vdos.total_err, vdos.total + vdos.total_err, color="C0", alpha=0.3, lw=0)
     for k, el in enumerate(vdos.elements):
         ax.plot(f, vdos.element_dos[k], lw=0.8, ls="--", color=f"C{k + 1}", label=f"MD {el}")
     for row in peaks or []:
@@ -72,8 +86,7 @@ def plot_vdos_vs_harmonic(vdos: VDOSResult, harmonic: HarmonicDOS | None, outdir
     ax.set_ylabel("DOS (states/THz)")
     add_cm1_axis(ax, "x")
     ax.legend(fontsize=8, frameon=False)
-    ax.set_title(title or f"VDOS: {vdos.n_windows} windows, Δν = {vdos.resolution_thz:.3f} THz",
-                 fontsize=9)
+    ax.set_title(title or f"VDOS: {vdos.n_windows} windows, Δν = {vdos.resolution_thz:.3f} THz", fontsize=9)
     return save_figure(fig, outdir, "vdos_vs_harmonic")
 
 
@@ -94,8 +107,14 @@ def plot_vdos_radial(vdos: VDOSResult, outdir: str | Path) -> list[Path]:
         ax.plot(f, y + y0, color=color, lw=1.0)
         ax.fill_between(f, y - e + y0, y + e + y0, color=color, alpha=0.3, lw=0)
         lo, hi = vdos.shell_edges[k], vdos.shell_edges[k + 1]
-        ax.text(0.99, (y0 + 0.35 * offset), f"[{lo:.0f}, {hi:.0f}) Å, {vdos.shell_counts[k]} atoms",
-                transform=ax.get_yaxis_transform(), ha="right", fontsize=7)
+        ax.text(
+            0.99,
+            (y0 + 0.35 * offset),
+            f"[{lo:.0f}, {hi:.0f}) Å, {vdos.shell_counts[k]} atoms",
+            transform=ax.get_yaxis_transform(),
+            ha="right",
+            fontsize=7,
+        )
     ax.set_xlim(0, _fmax(vdos))
     ax.set_yticks([])
     ax.set_xlabel("Frequency (THz)")
@@ -105,11 +124,10 @@ def plot_vdos_radial(vdos: VDOSResult, outdir: str | Path) -> list[Path]:
     return save_figure(fig, outdir, "vdos_radial")
 
 
-def plot_dispersion(disp: DispersionResult, outdir: str | Path, fmax: float | None = None
-                    ) -> list[Path]:
+def plot_dispersion(disp: DispersionResult, outdir: str | Path, fmax: float | None = None) -> list[Path]:
     """Heat maps of C_L(q, ν) and C_T(q, ν) along Γ–M–K–Γ, harmonic bands and fitted peaks."""
     plt = _plt()
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import PowerNorm
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharey=True)
     f = disp.frequencies
@@ -120,19 +138,33 @@ def plot_dispersion(disp: DispersionResult, outdir: str | Path, fmax: float | No
     else:
         top = min(12.0, float(f[-1]))
     d = disp.distance
-    for branch, (ax, data, name) in enumerate(zip(axes, (disp.current_l, disp.current_t),
-                                                  ("longitudinal $C_L$", "transverse $C_T$"),
-                                                  strict=True)):
+    for branch, (ax, data, name) in enumerate(
+        zip(axes, (disp.current_l, disp.current_t), ("longitudinal $C_L$", "transverse $C_T$"), strict=True)
+    ):
         z = np.clip(data, 0, None)
         z = z / np.maximum(z.max(axis=1, keepdims=True), 1e-300)  # each q scaled to its maximum
-        ax.pcolormesh(d, f, z.T + 1e-4, shading="nearest", cmap="magma",
-                      norm=LogNorm(vmin=1e-3, vmax=1.0), rasterized=True)
+        ax.pcolormesh(
+            d,
+            f,
+            z.T,
+            shading="nearest",
+            cmap="magma",
+            norm=PowerNorm(0.4, vmin=0.0, vmax=1.0),
+            rasterized=True,
+        )
         if disp.harmonic_bands.size:
             ax.plot(disp.harmonic_distance, disp.harmonic_bands, color="w", lw=0.6, ls="--")
         sel = disp.peak_branch == branch
-        ax.errorbar(d[disp.peak_q_index[sel]], disp.peak_center[sel],
-                    yerr=0.5 * np.nan_to_num(disp.peak_fwhm[sel]), fmt="o", ms=3, color="cyan",
-                    elinewidth=0.8, label="DHO peaks (bar: ±FWHM/2)")
+        ax.errorbar(
+            d[disp.peak_q_index[sel]],
+            disp.peak_center[sel],
+            yerr=0.5 * np.nan_to_num(disp.peak_fwhm[sel]),
+            fmt="o",
+            ms=3,
+            color="cyan",
+            elinewidth=0.8,
+            label="DHO peaks (bar: ±FWHM/2)",
+        )
         ax.set_xticks(disp.label_distance, disp.labels)
         for x in disp.label_distance:
             ax.axvline(x, color="w", lw=0.5)
@@ -142,6 +174,9 @@ def plot_dispersion(disp: DispersionResult, outdir: str | Path, fmax: float | No
     axes[0].set_ylabel("Frequency (THz)")
     add_cm1_axis(axes[1], "y")
     axes[0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"MD current correlations, {disp.supercell[0]}×{disp.supercell[1]} cell, "
-                 f"Δν = {disp.resolution_thz:.3f} THz (white: harmonic)", fontsize=9)
+    fig.suptitle(
+        f"MD current correlations, {disp.supercell[0]}×{disp.supercell[1]} cell, "
+        f"Δν = {disp.resolution_thz:.3f} THz (white: harmonic)",
+        fontsize=9,
+    )
     return save_figure(fig, outdir, "dispersion_md")

@@ -238,16 +238,18 @@ class DispersionResult(_NpzJson):
         rows = []
         for k in range(len(self.peak_center)):
             iq = int(self.peak_q_index[k])
-            rows.append({
-                "q_index": iq,
-                "q_frac": " ".join(f"{x:.4f}" for x in self.q_frac[iq]),
-                "branch": "L" if self.peak_branch[k] == 0 else "T",
-                "center_thz": float(self.peak_center[k]),
-                "center_err_thz": float(self.peak_center_err[k]),
-                "fwhm_thz": float(self.peak_fwhm[k]),
-                "fwhm_err_thz": float(self.peak_fwhm_err[k]),
-                "height": float(self.peak_height[k]),
-                "harmonic_thz": float(self.peak_harmonic[k]),
-                "shift_thz": float(self.peak_shift[k]),
-            })
+            rows.append(
+                {
+                    "q_index": iq,
+                    "q_frac": " ".join(f"{x:.4f}" for x in self.q_frac[iq]),
+                    "branch": "L" if self.peak_branch[k] == 0 else "T",
+                    "center_thz": float(self.peak_center[k]),
+                    "center_err_thz": float(self.peak_center_err[k]),
+                    "fwhm_thz": float(self.peak_fwhm[k]),
+                    "fwhm_err_thz": float(self.peak_fwhm_err[k]),
+                    "height": float(self.peak_height[k]),
+                    "harmonic_thz": float(self.peak_harmonic[k]),
+                    "shift_thz": float(self.peak_shift[k]),
+                }
+            )
         return rows

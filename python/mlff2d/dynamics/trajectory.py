@@ -100,8 +100,13 @@ class MDTrajectory:
         """Frequency resolution (THz) of ``n_frames`` consecutive frames (default all)."""
         return resolution_thz(self.dt_fs, self.stride, n_frames or self.n_frames)
 
-    def open(self, atomic_indices: dict[str, NDArray[np.int64]] | None = None,
-             start: int = 0, stop: int | None = None, properties: str | list[str] | None = None):
+    def open(
+        self,
+        atomic_indices: dict[str, NDArray[np.int64]] | None = None,
+        start: int = 0,
+        stop: int | None = None,
+        properties: str | list[str] | None = None,
+    ):
         """Open a :class:`dynasor.Trajectory` over frames ``[start, stop)``.
 
         ``atomic_indices`` None keeps the file order as one atom type (what the spectral energy
@@ -110,9 +115,15 @@ class MDTrajectory:
         from dynasor import Trajectory
 
         spec = TRAJECTORY_FORMATS[self.fmt]
-        return Trajectory(str(self.path), trajectory_format=spec.dynasor_format,
-                          atomic_indices=atomic_indices, time_unit=spec.time_unit,
-                          frame_start=start, frame_stop=stop, properties=properties)
+        return Trajectory(
+            str(self.path),
+            trajectory_format=spec.dynasor_format,
+            atomic_indices=atomic_indices,
+            time_unit=spec.time_unit,
+            frame_start=start,
+            frame_stop=stop,
+            properties=properties,
+        )
 
 
 def detect_format(path: Path) -> str:
@@ -123,23 +134,42 @@ def detect_format(path: Path) -> str:
         return "lammps-dump"
     if first.isdigit():
         return "extxyz"
-    raise InputError(f"cannot tell the format of {path}",
-                     "write it with LAMMPS `dump extxyz` or `dump custom ... id type x y z vx vy vz`")
+    raise InputError(
+        f"cannot tell the format of {path}",
+        "write it with LAMMPS `dump extxyz` or `dump custom ... id type x y z vx vy vz`",
+    )
 
 
-def _scan(path: Path, fmt: str) -> tuple[int, int, list[int]]:
-    """(n_frames, n_atoms, time steps of the first two frames) with a fast byte scan."""
-    steps: list[int] = []
+def _frame_headers(path: Path, fmt: str, n_atoms: int) -> str:
+    """Header lines of the first two frames (atom lines skipped)."""
+    out = []
+    with open(path) as fh:
+        for _ in range(2):
+            if fmt == "extxyz":
+                out += [fh.readline(), fh.readline()]
+            else:
+                while (line := fh.readline()) and not line.startswith("ITEM: ATOMS"):
+                    out.append(line)
+            for _ in range(n_atoms):
+                fh.readline()
+    return "".join(out)
+
+
+def _scan(path: Path, fmt: str) -> tuple[int, int, list[int], list[float]]:
+    """(n_frames, n_atoms, time steps and times (LAMMPS units) of the first two frames)."""
     with open(path, "rb") as fh:
-        head = fh.read(1 << 16).decode(errors="replace")
+        head = fh.read(1 << 12).decode(errors="replace")
     if fmt == "lammps-dump":
         n_atoms = int(re.search(r"ITEM: NUMBER OF ATOMS\s+(\d+)", head).group(1))
-        steps = [int(s) for s in re.findall(r"ITEM: TIMESTEP\s+(\d+)", head)[:2]]
-        marker = b"ITEM: TIMESTEP"
+        marker: bytes | None = b"ITEM: TIMESTEP"
+        step_re, time_re = r"ITEM: TIMESTEP\s+(\d+)", r"ITEM: TIME\s+([-+.\deE]+)"
     else:
         n_atoms = int(head.split("\n", 1)[0])
-        steps = [int(s) for s in re.findall(r"Timestep=(\d+)", head)[:2]]
         marker = None
+        step_re, time_re = r"Timestep=(\d+)", r"Time=([-+.\deE]+)"
+    text = _frame_headers(path, fmt, n_atoms)
+    steps = [int(s) for s in re.findall(step_re, text)[:2]]
+    times = [float(t) for t in re.findall(time_re, text)[:2]]
     n = 0
     with open(path, "rb") as fh:
         tail = b""
@@ -150,9 +180,9 @@ def _scan(path: Path, fmt: str) -> tuple[int, int, list[int]]:
                 # the carried tail is shorter than the marker: no match is counted twice
                 buf = tail + chunk
                 n += buf.count(marker)
-                tail = buf[-(len(marker) - 1):]
+                tail = buf[-(len(marker) - 1) :]
     n_frames = n if marker is not None else n // (n_atoms + 2)
-    return n_frames, n_atoms, steps
+    return n_frames, n_atoms, steps, times
 
 
 def _summary_sampling(path: Path) -> dict[str, float]:
@@ -167,16 +197,19 @@ def _summary_sampling(path: Path) -> dict[str, float]:
     out: dict[str, float] = {}
     for section in ("results", "config"):
         sec = data.get(section) or {}
-        for key, names in (("dt_fs", ("dt_fs", "timestep_fs", "dt")),
-                           ("stride", ("stride", "dump_every", "dump_stride", "dump_interval"))):
+        for key, names in (
+            ("dt_fs", ("dt_fs", "timestep_fs", "dt")),
+            ("stride", ("stride", "dump_every", "dump_stride", "dump_interval")),
+        ):
             for n in names:
                 if key not in out and isinstance(sec.get(n), (int, float)):
                     out[key] = sec[n]
     return out
 
 
-def load_trajectory(path: str | Path, dt_fs: float | None = None, stride: int | None = None,
-                    fmt: str | None = None) -> MDTrajectory:
+def load_trajectory(
+    path: str | Path, dt_fs: float | None = None, stride: int | None = None, fmt: str | None = None
+) -> MDTrajectory:
     """Describe a trajectory file: format, frames, time step and stride.
 
     ``stride`` defaults to the difference of the first two time steps in the file and
@@ -193,21 +226,29 @@ def load_trajectory(path: str | Path, dt_fs: float | None = None, stride: int | 
     fmt = fmt or detect_format(p)
     if fmt not in TRAJECTORY_FORMATS:
         raise InputError(f"unknown trajectory format '{fmt}'", f"use one of {list(TRAJECTORY_FORMATS)}")
-    n_frames, n_atoms, steps = _scan(p, fmt)
+    n_frames, n_atoms, steps, times = _scan(p, fmt)
     summ = _summary_sampling(p)
     if stride is None:
-        stride = int(summ["stride"]) if "stride" in summ else (
-            steps[1] - steps[0] if len(steps) == 2 else None)
+        stride = (
+            int(summ["stride"]) if "stride" in summ else (steps[1] - steps[0] if len(steps) == 2 else None)
+        )
     if dt_fs is None:
         dt_fs = summ.get("dt_fs")
+    if dt_fs is None and len(times) == 2 and len(steps) == 2 and steps[1] > steps[0]:
+        # LAMMPS writes the time in its units: ps for `units metal`
+        dt_fs = round((times[1] - times[0]) * 1000.0 / (steps[1] - steps[0]), 6)
+        logger.info("time step %g fs from the Time fields of the dump (metal units)", dt_fs)
     if dt_fs is None or stride is None or stride <= 0 or dt_fs <= 0:
-        raise InputError(f"time step or stride of {p} unknown (dt_fs={dt_fs}, stride={stride})",
-                         "pass --dt-fs and --stride")
+        raise InputError(
+            f"time step or stride of {p} unknown (dt_fs={dt_fs}, stride={stride})",
+            "pass --dt-fs and --stride",
+        )
     if n_frames < 4:
         raise InputError(f"{p} has {n_frames} frames", "run the MD longer or dump more often")
     traj = MDTrajectory(p, fmt, float(dt_fs), int(stride), n_frames, n_atoms)
-    logger.info("%s: %d frames of %d atoms every %g fs (%s)", p.name, n_frames, n_atoms,
-                traj.frame_dt_fs, fmt)
+    logger.info(
+        "%s: %d frames of %d atoms every %g fs (%s)", p.name, n_frames, n_atoms, traj.frame_dt_fs, fmt
+    )
     return traj
 
 
@@ -220,8 +261,10 @@ def check_structure(traj: MDTrajectory, atoms: Atoms) -> None:
         If the atom counts differ.
     """
     if len(atoms) != traj.n_atoms:
-        raise InputError(f"the structure has {len(atoms)} atoms, the trajectory {traj.n_atoms}",
-                         "pass the cell the MD was started from with --structure")
+        raise InputError(
+            f"the structure has {len(atoms)} atoms, the trajectory {traj.n_atoms}",
+            "pass the cell the MD was started from with --structure",
+        )
 
 
 def reference_structure(traj: MDTrajectory, atoms: Atoms) -> Atoms:
@@ -245,8 +288,11 @@ def reference_structure(traj: MDTrajectory, atoms: Atoms) -> Atoms:
     first = read(traj.path, index=0, format="extxyz")
     if first.get_chemical_symbols() == atoms.get_chemical_symbols():
         return atoms
-    logger.warning("the atom order of %s differs from the structure: elements and positions "
-                   "from its first frame, defect_center from the structure", traj.path.name)
+    logger.warning(
+        "the atom order of %s differs from the structure: elements and positions "
+        "from its first frame, defect_center from the structure",
+        traj.path.name,
+    )
     first.info = {k: v for k, v in atoms.info.items() if k in ("defect_center", "supercell")}
     first.calc = None
     return first
@@ -272,8 +318,9 @@ def inplane_distances(atoms: Atoms, center: NDArray[np.float64]) -> NDArray[np.f
     return d[0]
 
 
-def radial_shells(distances: NDArray[np.float64], width: float
-                  ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+def radial_shells(
+    distances: NDArray[np.float64], width: float
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Shell edges ``0, w, 2w, ...`` covering all distances and each atom's shell index.
 
     Shell k holds distances in ``[k w, (k+1) w)``.

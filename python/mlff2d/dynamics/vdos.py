@@ -61,9 +61,9 @@ def _window_sed(traj: MDTrajectory, atoms: Atoms, start: int, stop: int) -> Spec
     tr = traj.open(None, start, stop, properties="velocities")
     ref = atoms.copy()  # the file's cell (rounded in extxyz) to avoid a mismatch warning;
     ref.set_cell(tr.cell)  # at q = 0 the reference positions do not enter
-    w, sed = compute_spectral_energy_density(tr, ref, ref, np.zeros((1, 3)),
-                                             dt=traj.frame_dt_fs, partial=True,
-                                             logging_interval=0)
+    w, sed = compute_spectral_energy_density(
+        tr, ref, ref, np.zeros((1, 3)), dt=traj.frame_dt_fs, partial=True, logging_interval=0
+    )
     power = sed[0].sum(axis=-1)  # (n_f, n_atoms), summed over x, y, z
     kinetic = float(power.sum() * (w[1] - w[0]))
     return w * RAD_PER_FS_TO_THZ, power, kinetic
@@ -148,8 +148,7 @@ def _mean_err(stack: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[
     return stack.mean(axis=0), stack.std(axis=0, ddof=1) / np.sqrt(stack.shape[0])
 
 
-def compute_vdos(traj: MDTrajectory, atoms: Atoms, settings: VDOSSettings | None = None
-                 ) -> VDOSResult:
+def compute_vdos(traj: MDTrajectory, atoms: Atoms, settings: VDOSSettings | None = None) -> VDOSResult:
     """VDOS of a trajectory: total, per element and per radial shell, averaged over windows.
 
     Parameters
@@ -174,10 +173,17 @@ def compute_vdos(traj: MDTrajectory, atoms: Atoms, settings: VDOSSettings | None
     n_win = max(1, int(s.n_windows))
     wf = traj.n_frames // n_win
     if wf < 8:
-        raise InputError(f"{n_win} windows of {traj.n_frames} frames are too short",
-                         "use fewer --windows or a longer run")
-    logger.info("VDOS (%s): %d windows of %d frames; Nyquist %.2f THz, resolution %.3f THz",
-                method, n_win, wf, traj.nyquist_thz(), traj.resolution_thz(wf))
+        raise InputError(
+            f"{n_win} windows of {traj.n_frames} frames are too short", "use fewer --windows or a longer run"
+        )
+    logger.info(
+        "VDOS (%s): %d windows of %d frames; Nyquist %.2f THz, resolution %.3f THz",
+        method,
+        n_win,
+        wf,
+        traj.nyquist_thz(),
+        traj.resolution_thz(wf),
+    )
     names, el_index, edges, sh_index, center = _groups(atoms, s.shell_width)
     n_at = len(atoms)
     tot, els, shs, temps = [], [], [], []
@@ -196,14 +202,27 @@ def compute_vdos(traj: MDTrajectory, atoms: Atoms, settings: VDOSSettings | None
     el_dos, el_err = _mean_err(np.array(els))
     sh_dos, sh_err = _mean_err(np.array(shs))
     return VDOSResult(
-        frequencies=freqs, total=total, total_err=total_err, element_dos=el_dos,
-        element_err=el_err, shell_edges=edges,
+        frequencies=freqs,
+        total=total,
+        total_err=total_err,
+        element_dos=el_dos,
+        element_err=el_err,
+        shell_edges=edges,
         shell_counts=np.bincount(sh_index, minlength=len(edges) - 1).astype(np.int64),
-        shell_dos=sh_dos, shell_err=sh_err, window_temperatures=np.array(temps),
-        defect_center=center, elements=names, dt_fs=traj.dt_fs, stride=traj.stride,
-        window_frames=wf, n_windows=n_win, n_atoms=n_at,
-        resolution_thz=traj.resolution_thz(wf), nyquist_thz=traj.nyquist_thz(),
-        smearing_thz=float(s.smearing_thz), method=method,
+        shell_dos=sh_dos,
+        shell_err=sh_err,
+        window_temperatures=np.array(temps),
+        defect_center=center,
+        elements=names,
+        dt_fs=traj.dt_fs,
+        stride=traj.stride,
+        window_frames=wf,
+        n_windows=n_win,
+        n_atoms=n_at,
+        resolution_thz=traj.resolution_thz(wf),
+        nyquist_thz=traj.nyquist_thz(),
+        smearing_thz=float(s.smearing_thz),
+        method=method,
     )
 
 
@@ -218,8 +237,13 @@ def _progress(it, description: str):
 
 # -- harmonic reference -----------------------------------------------------------------------
 
-def broadened_dos(grid: NDArray[np.float64], mode_freqs: NDArray[np.float64], sigma: float,
-                  weights: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+
+def broadened_dos(
+    grid: NDArray[np.float64],
+    mode_freqs: NDArray[np.float64],
+    sigma: float,
+    weights: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]:
     """Gaussian-broadened DOS (states/THz) of mode frequencies (THz) on ``grid`` (THz).
 
     ``weights`` (same shape as ``mode_freqs``) default to 1 per mode.
@@ -229,8 +253,8 @@ def broadened_dos(grid: NDArray[np.float64], mode_freqs: NDArray[np.float64], si
     out = np.zeros_like(grid, dtype=float)
     norm = 1.0 / (sigma * np.sqrt(2 * np.pi))
     for chunk in range(0, f.size, 2048):
-        d = (grid[:, None] - f[None, chunk:chunk + 2048]) / sigma
-        out += (np.exp(-0.5 * d**2) * wts[None, chunk:chunk + 2048]).sum(axis=1) * norm
+        d = (grid[:, None] - f[None, chunk : chunk + 2048]) / sigma
+        out += (np.exp(-0.5 * d**2) * wts[None, chunk : chunk + 2048]).sum(axis=1) * norm
     return out
 
 
@@ -256,8 +280,9 @@ def _harmonic_from_phonopy(path: Path, grid: NDArray, sigma: float, n_atoms: int
     rep = int(round(np.sqrt(n_atoms // n_unit)))
     mesh = [1, 1, 1] if n_unit == n_atoms else [rep, rep, 1]
     ph.run_mesh(mesh, is_gamma_center=True, with_eigenvectors=False)
-    dos = broadened_dos(grid, ph.mesh.frequencies,
-                        sigma, np.repeat(ph.mesh.weights, ph.mesh.frequencies.shape[1]))
+    dos = broadened_dos(
+        grid, ph.mesh.frequencies, sigma, np.repeat(ph.mesh.weights, ph.mesh.frequencies.shape[1])
+    )
     return HarmonicDOS(grid, dos, f"{path.name} (phonopy, mesh {mesh}, sigma {sigma:.3f} THz)")
 
 
@@ -271,8 +296,7 @@ HARMONIC_READERS: dict[str, Callable[[Path, NDArray, float, int], HarmonicDOS]] 
 }
 
 
-def load_harmonic_dos(path: str | Path, grid: NDArray[np.float64], sigma: float,
-                      n_atoms: int) -> HarmonicDOS:
+def load_harmonic_dos(path: str | Path, grid: NDArray[np.float64], sigma: float, n_atoms: int) -> HarmonicDOS:
     """Harmonic DOS on ``grid`` (THz), normalised to ``3 n_atoms`` states.
 
     ``path`` is a phonopy ``total_dos.dat``, a :class:`HarmonicDOS` ``.npz``, or a phonopy
@@ -282,8 +306,9 @@ def load_harmonic_dos(path: str | Path, grid: NDArray[np.float64], sigma: float,
     p = Path(path)
     reader = HARMONIC_READERS.get(p.suffix.lower())
     if reader is None:
-        raise InputError(f"cannot read a harmonic DOS from {p.name}",
-                         f"use one of {sorted(HARMONIC_READERS)}")
+        raise InputError(
+            f"cannot read a harmonic DOS from {p.name}", f"use one of {sorted(HARMONIC_READERS)}"
+        )
     if not p.is_file():
         raise InputError(f"harmonic DOS file not found: {p}")
     h = reader(p, grid, sigma, n_atoms)
@@ -295,8 +320,14 @@ def load_harmonic_dos(path: str | Path, grid: NDArray[np.float64], sigma: float,
 
 # -- peaks ---------------------------------------------------------------------------------------
 
-def spectrum_peaks(freqs: NDArray[np.float64], spectrum: NDArray[np.float64], n_peaks: int = 6,
-                   min_freq: float = 0.3, rel_prominence: float = 0.05) -> NDArray[np.float64]:
+
+def spectrum_peaks(
+    freqs: NDArray[np.float64],
+    spectrum: NDArray[np.float64],
+    n_peaks: int = 6,
+    min_freq: float = 0.3,
+    rel_prominence: float = 0.05,
+) -> NDArray[np.float64]:
     """Find the ``n_peaks`` most prominent peaks (THz, sorted by frequency), parabola-refined.
 
     Peaks below ``min_freq`` (THz) or with a prominence under ``rel_prominence`` of the
@@ -310,7 +341,7 @@ def spectrum_peaks(freqs: NDArray[np.float64], spectrum: NDArray[np.float64], n_
     dnu = freqs[1] - freqs[0]
     for i in idx:
         if 0 < i < len(spectrum) - 1:
-            y0, y1, y2 = spectrum[i - 1:i + 2]
+            y0, y1, y2 = spectrum[i - 1 : i + 2]
             den = y0 - 2 * y1 + y2
             out.append(freqs[i] + (0.5 * (y0 - y2) / den * dnu if den != 0 else 0.0))
         else:
@@ -330,6 +361,7 @@ def compare_peaks(vdos: VDOSResult, harmonic: HarmonicDOS, n_peaks: int = 6) -> 
     for f in h_peaks:
         j = int(np.argmin(np.abs(md_peaks - f))) if md_peaks.size else -1
         m = float(md_peaks[j]) if j >= 0 else float("nan")
-        rows.append({"harmonic_thz": round(float(f), 4), "md_thz": round(m, 4),
-                     "shift_thz": round(m - float(f), 4)})
+        rows.append(
+            {"harmonic_thz": round(float(f), 4), "md_thz": round(m, 4), "shift_thz": round(m - float(f), 4)}
+        )
     return rows
