@@ -152,7 +152,7 @@ def sw_md(tmp_path_factory):
     write_structure(relaxed, d / "relaxed.data", "lammps-data")
     freqs = _harmonic_gamma_dos(relaxed, d / "total_dos.dat")
     _primitive_phonopy(d / "phonopy_params.yaml")
-    _lammps_md(d / "relaxed.data", sw_pair_commands(["W", "Se"]), f"{d}/", T=50.0, equil=4000, steps=40000)
+    _lammps_md(d / "relaxed.data", sw_pair_commands(["W", "Se"]), f"{d}/", T=50.0, equil=4000, steps=30000)
     return {"dir": d, "atoms": relaxed, "freqs": freqs}
 
 
