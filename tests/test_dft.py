@@ -82,6 +82,13 @@ def test_shipped_profiles_load(name):
     assert get_labeller(name, changed).settings_hash != lab.settings_hash
 
 
+@needs_gpaw
+def test_gpaw_default_is_the_shipped_profile():
+    """`--calculator gpaw` without --profile labels with exactly training/dft/gpaw_pbe.yaml."""
+    shipped = yaml.safe_load((ROOT / "training" / "dft" / "gpaw_pbe.yaml").read_text())
+    assert get_labeller("gpaw", {}).settings_hash == get_labeller("gpaw", shipped).settings_hash
+
+
 def test_profile_errors():
     with pytest.raises(InputError, match="needs a profile"):
         get_labeller("vasp", {})

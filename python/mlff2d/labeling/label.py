@@ -139,6 +139,10 @@ def label_structures(
     with Progress(disable=not progress or not todo, transient=True) as bar:
         task = bar.add_task(f"labelling ({labeller.source})", total=len(todo))
         for key, atoms in todo:
+            if store.status(key) == "done":  # finished meanwhile by another worker
+                rep.skipped += 1
+                bar.advance(task)
+                continue
             work = atoms.copy()
             t0 = time.perf_counter()
             try:
@@ -150,8 +154,11 @@ def label_structures(
                 logger.warning("label %s failed: %s", key, reason)
                 rep.failed += 1
             else:
-                store.write(key, attach_labels(work, labeller, time.perf_counter() - t0, calc))
+                wall = time.perf_counter() - t0
+                store.write(key, attach_labels(work, labeller, wall, calc))
                 rep.computed += 1
+                logger.info("label %s: %s, %d atoms, %.1f s (%d/%d done)", key, atoms.info.get("config_type", "?"),
+                            len(atoms), wall, rep.computed + rep.failed, len(todo))
             bar.advance(task)
     rep.wall_s = time.perf_counter() - t_all
     return rep

@@ -217,6 +217,8 @@ GPAW_PBE_DEFAULT: dict[str, Any] = {
         "xc": "PBE",
         "occupations": {"name": "fermi-dirac", "width": 0.05},
         "spinpol": False,
+        "convergence": {"energy": 0.0005, "density": 1.0e-4, "eigenstates": 4.0e-8},
+        "maxiter": 200,
     },
 }
 
