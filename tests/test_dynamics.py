@@ -328,22 +328,49 @@ def test_vdos_needs_time_step(tmp_path):
 
 
 def test_mace_plugin_same_commands(tmp_path, request):
-    """The same commands on a short MD with an exported MACE model through the plugin."""
+    """`mlff2d md` with an exported MACE model through the plugin, then the same commands."""
     from mlff2d.lammps.plugin import find_plugin
 
     if find_plugin() is None:
         pytest.skip("maceplugin.so is not built (make plugin)")
     model = _exported_model(tmp_path, request)
-    atoms = make_defect(supercell(monolayer("WSe2"), 4, 4), "V_Se")
-    write_structure(atoms, tmp_path / "cell.extxyz")
-    write_structure(atoms, tmp_path / "cell.data", "lammps-data")
-    pair = ["pair_style mace no_domain_decomposition", f"pair_coeff * * {model} W Se"]
-    _lammps_md(tmp_path / "cell.data", pair, f"{tmp_path}/", T=20.0, equil=40, steps=160, dt_fs=0.5, every=4)
-    args = [str(tmp_path / "traj.extxyz"), "--structure", str(tmp_path / "cell.extxyz"), "--dt-fs", "0.5"]
-    assert main(["vdos", *args, "--windows", "2", "-o", str(tmp_path / "vdos")]) == 0
+    md = tmp_path / "md"
+    rc = main(
+        [
+            "md",
+            "WSe2",
+            "--supercell",
+            "4",
+            "4",
+            "--defect",
+            "V_Se",
+            "--pair",
+            "mace",
+            "--model",
+            str(model),
+            "--no-minimize",
+            "-T",
+            "20",
+            "--dt",
+            "0.5",
+            "--equil-steps",
+            "40",
+            "--steps",
+            "160",
+            "--dump-every",
+            "4",
+            "-o",
+            str(md),
+        ]
+    )
+    assert rc == 0
+    # no --structure, --dt-fs, --stride: from md's structure.extxyz, summary.yaml and the dump
+    traj = str(md / "traj.extxyz")
+    assert main(["vdos", traj, "--windows", "2", "-o", str(tmp_path / "vdos")]) == 0
     res = VDOSResult.read(tmp_path / "vdos" / "vdos")
+    assert res.dt_fs == 0.5 and res.stride == 4 and res.n_atoms == 47
     np.testing.assert_allclose(res.shell_dos.sum(axis=0), res.total, rtol=1e-10, atol=1e-9)
-    assert main(["dispersion", *args, "--window-ps", "0.03", "-o", str(tmp_path / "disp")]) == 0
+    assert main(["dispersion", traj, "--window-ps", "0.03", "-o", str(tmp_path / "disp")]) == 0
     assert DispersionResult.read(tmp_path / "disp" / "dispersion").supercell == [4, 4]
 
 

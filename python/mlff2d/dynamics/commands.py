@@ -15,9 +15,9 @@ _TRAJ_OPTIONS = [
     click.option(
         "--structure",
         type=click.Path(path_type=Path),
-        required=True,
-        help="The MD cell (extxyz from `mlff2d structure`): elements, masses, "
-        "defect_center, supercell. Same atom order as the trajectory.",
+        default=None,
+        help="The MD cell (extxyz): elements, masses, defect_center, supercell, in the "
+        "trajectory's atom order. Default: structure.extxyz next to TRAJ (written by `mlff2d md`).",
     ),
     click.option(
         "--dt-fs", type=float, default=None, help="MD time step (fs); default from summary.yaml next to TRAJ."
@@ -69,6 +69,18 @@ def _done(output: Path, product: str, force: bool) -> bool:
         click.echo(f"{output} is complete (summary.yaml, {product}); use --force to recompute")
         return True
     return False
+
+
+def _structure_path(traj: Path, structure: Path | None) -> Path:
+    """``--structure``, or ``structure.extxyz`` that ``mlff2d md`` writes next to the trajectory."""
+    from mlff2d.errors import InputError
+
+    if structure is not None:
+        return structure
+    guess = traj.parent / "structure.extxyz"
+    if guess.is_file():
+        return guess
+    raise InputError(f"no --structure given and no {guess}", "pass --structure cell.extxyz")
 
 
 def _open(traj: Path, structure: Path, dt_fs: float | None, stride: int | None, fmt: str | None):
@@ -138,7 +150,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 )
 def vdos(
     traj: Path,
-    structure: Path,
+    structure: Path | None,
     dt_fs: float | None,
     stride: int | None,
     fmt: str | None,
@@ -166,6 +178,7 @@ def vdos(
 
     if _done(output, "vdos.npz", force):
         return
+    structure = _structure_path(traj, structure)
     _setup_dynasor(threads)
     settings = VDOSSettings(
         n_windows=windows, shell_width=shell_width, method=method, smearing_thz=smearing_thz
@@ -263,7 +276,7 @@ def vdos(
 )
 def dispersion(
     traj: Path,
-    structure: Path,
+    structure: Path | None,
     dt_fs: float | None,
     stride: int | None,
     fmt: str | None,
@@ -289,6 +302,7 @@ def dispersion(
 
     if _done(output, "dispersion.npz", force):
         return
+    structure = _structure_path(traj, structure)
     _setup_dynasor(threads)
     settings = DispersionSettings(
         window_ps=window_ps, window_step=window_step, damping_ps=damping_ps, max_peaks=max_peaks
