@@ -356,7 +356,7 @@ def test_mace_plugin_same_commands(tmp_path, request):
             "--equil-steps",
             "40",
             "--steps",
-            "160",
+            "120",
             "--dump-every",
             "4",
             "-o",
