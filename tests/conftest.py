@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,29 +51,28 @@ def quick_model(tmp_path_factory, sw_quick_data) -> QuickModel:
     """Train the shipped ``training/wse2_sw_quick.yaml`` unchanged on the SW quick data, and export it.
 
     Takes a few minutes on 2 cores, once per session. The model is accurate enough for the
-    phonon tests (SW phonons reproduced to < 0.08 THz RMS).
+    phonon tests (SW phonons reproduced to < 0.08 THz RMS). For quick iterations on other
+    stages, ``MLFF2D_QUICK_MODEL_RUN=<folder of a finished mlff2d train run>`` reuses that run
+    instead of training (the training tests then check that run).
     """
     from mlff2d.cli import main
 
     root = tmp_path_factory.mktemp("quick_model")
-    run = root / "run"
-    code = main(
-        [
-            "-q",
-            "train",
-            str(REPO / "training" / "wse2_sw_quick.yaml"),
-            "--data",
-            str(sw_quick_data),
-            "-o",
-            str(run),
-        ]
-    )
-    assert code == 0, "mlff2d train failed"
+    reuse = os.environ.get("MLFF2D_QUICK_MODEL_RUN")
+    if reuse:
+        run = Path(reuse).resolve()
+        train_file = json.loads((run / "metrics.json").read_text())["dataset"]["train"]["path"]
+        data = Path(train_file).resolve().parent
+    else:
+        run, data = root / "run", sw_quick_data
+        config = str(REPO / "training" / "wse2_sw_quick.yaml")
+        code = main(["-q", "train", config, "--data", str(data), "-o", str(run)])
+        assert code == 0, "mlff2d train failed"
     model = run / json.loads((run / "metrics.json").read_text())["model"]
     code = main(["-q", "export", str(model), "-o", str(root / "export")])
     assert code == 0, "mlff2d export failed"
     (lmp,) = (root / "export").glob("*.model-lammps.pt")
-    return QuickModel(model=model, lammps_model=lmp, data=sw_quick_data, run=run)
+    return QuickModel(model=model, lammps_model=lmp, data=data, run=run)
 
 
 # --- LAMMPS coupling (issue 4) -----------------------------------------------------------------

@@ -151,7 +151,7 @@ def _lammps_mace_outputs(lmp_model, atoms, r_max: float):
     config = mdata.config_from_atoms(atoms)
     graph = mdata.AtomicData.from_config(config, z_table=z_table, cutoff=r_max)
     batch = next(iter(torch_geometric.dataloader.DataLoader([graph], batch_size=1)))
-    d = batch.to_dict()
+    d = {k: v for k, v in batch.to_dict().items() if isinstance(v, torch.Tensor)}
     d["positions"].requires_grad_(True)
     local_or_ghost = torch.ones(len(atoms), dtype=torch.float64)
     out = lmp_model(d, local_or_ghost, compute_virials=True)
@@ -239,29 +239,50 @@ def test_resume_after_kill(tiny_data, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    saved = max(int(p.stem.rsplit("-", 1)[1]) for p in ckpts.glob("*_epoch-*.pt"))
+    saved = _checkpoint_epoch(ckpts)
     assert saved >= 2 and not (out / "summary.yaml").exists()
     assert main(["-q", "train", str(cfg), "-o", str(out)]) == 0
-    (log,) = (out / "logs").glob("*_debug.log") or (out / "logs").glob("*.log")
-    second = log.read_text().split("MACE version")[-1]
-    assert "Loading checkpoint" in second
-    epochs = [
-        int(line.split("Epoch ")[1].split(":")[0]) for line in second.splitlines() if "INFO: Epoch " in line
-    ]
-    assert epochs and min(epochs) >= saved and max(epochs) == 39
+    _assert_resumed(out, saved, last_epoch=39)
     assert (out / "summary.yaml").is_file() and (out / "tiny.model").is_file()
+
+
+def _checkpoint_epoch(ckpts: Path) -> int:
+    return max(int(p.stem.rsplit("-", 1)[1]) for p in ckpts.glob("*_epoch-*.pt"))
+
+
+def _assert_resumed(out: Path, saved: int, last_epoch: int) -> None:
+    """The second run loaded the epoch-``saved`` checkpoint: its initial validation loss is the
+    loss logged at that epoch by the first run, and it went on from there to ``last_epoch``."""
+    (log,) = (out / "logs").glob("*_debug.log")
+    *first, second = log.read_text().split("MACE version")
+    first_losses = {e: loss for e, loss in _losses("\n".join(first)) if e is not None}
+    second_losses = _losses(second)
+    assert f"epoch-{saved}.pt" in second.split("Loading checkpoint")[1].splitlines()[0]
+    initial = [loss for e, loss in second_losses if e is None]
+    assert initial and initial[0] == pytest.approx(first_losses[saved], rel=1e-8)
+    epochs = [e for e, _ in second_losses if e is not None]
+    assert min(epochs) >= saved and max(epochs) == last_epoch
+
+
+def _losses(text: str) -> list[tuple[int | None, float]]:
+    """(epoch or None for the initial evaluation, validation loss) from a mace-torch log."""
+    out = []
+    for line in text.splitlines():
+        if "INFO: Initial:" in line or "INFO: Epoch " in line:
+            epoch = int(line.split("Epoch ")[1].split(":")[0]) if "Epoch " in line else None
+            out.append((epoch, float(line.split("loss=")[1].split(",")[0])))
+    return out
 
 
 def test_more_epochs_continues_from_checkpoint(tiny_data, tmp_path):
     """Raising max_num_epochs and re-running continues the same run (no restart from epoch 0)."""
     out = tmp_path / "run"
-    cfg = _tiny_config(tmp_path / "tiny.yaml", epochs=2, data=tiny_data)
+    cfg = _tiny_config(tmp_path / "tiny.yaml", epochs=3, data=tiny_data)
     assert main(["-q", "train", str(cfg), "-o", str(out)]) == 0
-    cfg = _tiny_config(tmp_path / "tiny.yaml", epochs=4, data=tiny_data)
+    saved = _checkpoint_epoch(out / "checkpoints")
+    cfg = _tiny_config(tmp_path / "tiny.yaml", epochs=5, data=tiny_data)
     assert main(["-q", "train", str(cfg), "-o", str(out)]) == 0
-    (log,) = (out / "logs").glob("*_debug.log")
-    second = log.read_text().split("MACE version")[-1]
-    assert "Loading checkpoint" in second and "INFO: Epoch 0:" not in second and "INFO: Epoch 3:" in second
+    _assert_resumed(out, saved, last_epoch=4)
 
 
 # --- configs ---------------------------------------------------------------------------------
@@ -269,7 +290,7 @@ def test_more_epochs_continues_from_checkpoint(tiny_data, tmp_path):
 def test_shipped_configs_parse_with_mace(config, tmp_path):
     from mlff2d.training.train import Trainer, parse_mace_args
 
-    tr = Trainer(config, tmp_path / "run", train_file=REPO / "tests" / "conftest.py")
+    tr = Trainer(config, tmp_path / "run", train_file=REPO / "tests" / "conftest.py", device="cpu")
     cfg = dict(tr.mace_cfg.items())
     cfg.update(name=cfg.get("name", "x"), train_file="t.extxyz", work_dir=str(tmp_path))
     f = tmp_path / "c.yaml"

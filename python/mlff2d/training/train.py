@@ -334,7 +334,7 @@ class Trainer:
             "e0s": {"method": e0s_method, "value": cfg.get("E0s")},
             "dataset_hash": dhash,
             "dataset": {
-                k: {"path": str(v.path), "n_configs": v.n_configs, "n_atoms": v.n_atoms, "sources": v.sources}
+                k: {"path": str(v.path.resolve()), "n_configs": v.n_configs, "n_atoms": v.n_atoms, "sources": v.sources}
                 for k, v in infos.items()
             },
             "model": model_path.name,
