@@ -482,3 +482,12 @@ void PairMACEPlugin::finish()
   t_graph = t_model = t_copy = 0.0;
   n_calls = 0;
 }
+
+/* ----------------------------------------------------------------------
+   entry point of libmlff2d_pair_mace.so, looked up by maceplugin.so
+------------------------------------------------------------------------- */
+
+extern "C" __attribute__((visibility("default"))) void *mlff2d_pair_mace_create(void *lmp)
+{
+  return new PairMACEPlugin(static_cast<LAMMPS *>(lmp));
+}
