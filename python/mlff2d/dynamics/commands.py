@@ -274,6 +274,13 @@ def vdos(
 @click.option(
     "--max-peaks", type=int, default=3, show_default=True, help="Most peaks fitted per q-point and branch."
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["numba", "torch", "cupy"]),
+    default="numba",
+    show_default=True,
+    help="dynasor backend of the structure factors (torch, cupy: CUDA GPU, for large cells).",
+)
 def dispersion(
     traj: Path,
     structure: Path | None,
@@ -289,6 +296,7 @@ def dispersion(
     damping_ps: float,
     harmonic: Path | None,
     max_peaks: int,
+    backend: str,
 ) -> None:
     """Compute current correlations C_L, C_T (dynasor) on the Γ–M–K–Γ q-points of the MD cell.
 
@@ -304,6 +312,9 @@ def dispersion(
         return
     structure = _structure_path(traj, structure)
     _setup_dynasor(threads)
+    from dynasor import set_compute_config
+
+    set_compute_config(backend=backend)
     settings = DispersionSettings(
         window_ps=window_ps, window_step=window_step, damping_ps=damping_ps, max_peaks=max_peaks
     )
@@ -318,6 +329,7 @@ def dispersion(
             "supercell": list(supercell_) if supercell_ else None,
             "settings": settings,
             "harmonic": str(harmonic) if harmonic else None,
+            "backend": backend,
         },
     )
     rec.inputs.update({"traj": str(traj), "structure": str(structure)})

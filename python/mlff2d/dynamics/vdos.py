@@ -265,8 +265,13 @@ def _harmonic_from_dat(path: Path, grid: NDArray, sigma: float, n_atoms: int) ->
 
 
 def _harmonic_from_npz(path: Path, grid: NDArray, sigma: float, n_atoms: int) -> HarmonicDOS:
-    h = HarmonicDOS.read(path)
-    return HarmonicDOS(grid, np.interp(grid, h.frequencies, h.dos, left=0.0, right=0.0), h.source)
+    """Read a DOS ``.npz``: :class:`HarmonicDOS` (``dos``) or ``mlff2d phonons``' (``total``)."""
+    with np.load(path, allow_pickle=False) as data:
+        key = next((k for k in ("dos", "total") if k in data.files), None)
+        if "frequencies" not in data.files or key is None:
+            raise InputError(f"{path} holds no frequencies/dos arrays", "give a DOS written by mlff2d")
+        f, dos = data["frequencies"], data[key]
+    return HarmonicDOS(grid, np.interp(grid, f, dos, left=0.0, right=0.0), f"{path.name} (tabulated DOS)")
 
 
 def _harmonic_from_phonopy(path: Path, grid: NDArray, sigma: float, n_atoms: int) -> HarmonicDOS:
@@ -299,11 +304,17 @@ HARMONIC_READERS: dict[str, Callable[[Path, NDArray, float, int], HarmonicDOS]] 
 def load_harmonic_dos(path: str | Path, grid: NDArray[np.float64], sigma: float, n_atoms: int) -> HarmonicDOS:
     """Harmonic DOS on ``grid`` (THz), normalised to ``3 n_atoms`` states.
 
-    ``path`` is a phonopy ``total_dos.dat``, a :class:`HarmonicDOS` ``.npz``, or a phonopy
-    params ``.yaml`` (``phonopy_params.yaml`` with forces or force constants), evaluated at Γ
-    of the MD cell (or the commensurate mesh of a primitive cell) with Gaussian ``sigma``.
+    ``path`` is a phonopy ``total_dos.dat``, a DOS ``.npz`` (:class:`HarmonicDOS` or the
+    ``dos.npz`` of ``mlff2d phonons``, or its output folder), or a phonopy params ``.yaml``
+    (forces or force constants) evaluated at Γ of the MD cell (or the commensurate mesh of a
+    primitive cell) with Gaussian ``sigma``.
     """
     p = Path(path)
+    if p.is_dir():  # an `mlff2d phonons` output folder: its defect-cell DOS, else the pristine one
+        found = [p / n for n in ("defect/dos.npz", "dos.npz", "pristine/dos.npz") if (p / n).is_file()]
+        if not found:
+            raise InputError(f"no dos.npz in {p}", "pass the DOS file itself")
+        p = found[0]
     reader = HARMONIC_READERS.get(p.suffix.lower())
     if reader is None:
         raise InputError(
