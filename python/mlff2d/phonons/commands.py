@@ -36,45 +36,100 @@ ENGINE_CHOICES = ["auto", "ase", "lammps", "mace-batched", "mace-hessian"]
 
 @phonons.command("run")
 @click.argument("structure", default="WSe2")
-@click.option("--calculator", type=click.Choice(["sw", "mace"]), default=None,
-              help="Force field: the SW teacher or a MACE model (default: mace with --model).")
+@click.option(
+    "--calculator",
+    type=click.Choice(["sw", "mace"]),
+    default=None,
+    help="Force field: the SW teacher or a MACE model (default: mace with --model).",
+)
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="MACE *.model file.")
-@click.option("--engine", type=click.Choice(ENGINE_CHOICES), default="auto", show_default=True,
-              help="Force engine (auto: mace-batched for MACE, ase for SW).")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Force engine (auto: mace-batched for MACE, ase for SW).",
+)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto.")
 @click.option("--batch-size", type=int, default=None, help="MACE structures per pass (auto).")
-@click.option("--supercell", nargs=2, type=int, default=(6, 6), show_default=True,
-              help="Pristine phonopy supercell N M.")
+@click.option(
+    "--supercell",
+    nargs=2,
+    type=int,
+    default=(6, 6),
+    show_default=True,
+    help="Pristine phonopy supercell N M.",
+)
 @click.option("--defect", default=None, help="Also run a defect supercell: V_Se, V_W, Mo_W, ...")
-@click.option("--defect-structure", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Defect supercell file (extxyz with defect_center) instead of --defect.")
-@click.option("--defect-supercell", nargs=2, type=int, default=(12, 12), show_default=True,
-              help="Size of the defect supercell built for --defect.")
+@click.option(
+    "--defect-structure",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Defect supercell file (extxyz with defect_center) instead of --defect.",
+)
+@click.option(
+    "--defect-supercell",
+    nargs=2,
+    type=int,
+    default=(12, 12),
+    show_default=True,
+    help="Size of the defect supercell built for --defect.",
+)
 @click.option("--displacement", type=float, default=0.01, show_default=True, help="Å.")
-@click.option("--fmax", type=float, default=1e-4, show_default=True,
-              help="Pristine relaxation tolerance (eV/Å).")
-@click.option("--defect-fmax", type=float, default=2e-3, show_default=True,
-              help="Defect relaxation tolerance (eV/Å).")
+@click.option(
+    "--fmax", type=float, default=1e-4, show_default=True, help="Pristine relaxation tolerance (eV/Å)."
+)
+@click.option(
+    "--defect-fmax", type=float, default=2e-3, show_default=True, help="Defect relaxation tolerance (eV/Å)."
+)
 @click.option("--relax/--no-relax", default=True, show_default=True)
-@click.option("--symmetrize/--no-symmetrize", default=True, show_default=True,
-              help="Symmetrise force constants (translational invariance).")
+@click.option(
+    "--symmetrize/--no-symmetrize",
+    default=True,
+    show_default=True,
+    help="Symmetrise force constants (translational invariance).",
+)
 @click.option("--npoints", type=int, default=51, show_default=True, help="q-points per segment.")
 @click.option("--mesh", type=int, default=30, show_default=True, help="Pristine DOS mesh N×N.")
 @click.option("--defect-mesh", type=int, default=2, show_default=True, help="Defect DOS mesh.")
 @click.option("--sigma", type=float, default=0.05, show_default=True, help="DOS smearing (THz).")
-@click.option("--unfold-npoints", type=int, default=31, show_default=True,
-              help="q-points per segment for unfolding.")
-@click.option("--shell-width", type=float, default=2.0, show_default=True,
-              help="Radial shell width for the local PDOS (Å).")
-@click.option("--localisation-radius", type=float, default=4.0, show_default=True,
-              help="Radius around the defect for the mode weight (Å).")
+@click.option(
+    "--unfold-npoints", type=int, default=31, show_default=True, help="q-points per segment for unfolding."
+)
+@click.option(
+    "--unfold-sigma", type=float, default=0.1, show_default=True, help="Unfolded map smearing (THz)."
+)
+@click.option(
+    "--shell-width",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Radial shell width for the local PDOS (Å).",
+)
+@click.option(
+    "--localisation-radius",
+    type=float,
+    default=4.0,
+    show_default=True,
+    help="Radius around the defect for the mode weight (Å).",
+)
 @click.option("--figures/--no-figures", default=True, show_default=True)
 @click.option("--force", is_flag=True, help="Discard cached forces and relaxed structures.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Output folder.")
-def run(structure: str, calculator: str | None, model: Path | None, engine: str, device: str,
-        batch_size: int | None, defect: str | None, defect_structure: Path | None,
-        defect_supercell: tuple[int, int], force: bool, output: Path, **settings: Any) -> None:
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output folder.")
+def run(
+    structure: str,
+    calculator: str | None,
+    model: Path | None,
+    engine: str,
+    device: str,
+    batch_size: int | None,
+    defect: str | None,
+    defect_structure: Path | None,
+    defect_supercell: tuple[int, int],
+    force: bool,
+    output: Path,
+    **settings: Any,
+) -> None:
     """Phonons of STRUCTURE (a formula like WSe2 or a primitive-cell file), optionally a defect.
 
     Example: mlff2d phonons WSe2 --model m.model --defect V_Se --defect-supercell 12 12 -o out
@@ -85,8 +140,7 @@ def run(structure: str, calculator: str | None, model: Path | None, engine: str,
     from mlff2d.phonons.workflow import DefectPhonons, PhononSettings, PristinePhonons
     from mlff2d.runinfo import RunRecord, write_summary
 
-    s = PhononSettings(**{k: tuple(v) if isinstance(v, tuple) else v
-                          for k, v in settings.items()})
+    s = PhononSettings(**{k: tuple(v) if isinstance(v, tuple) else v for k, v in settings.items()})
     calculator = calculator or ("mace" if model else "sw")
     if calculator == "mace" and model is None:
         raise InputError("--calculator mace needs --model", "pass --model path/to/model.model")
@@ -95,15 +149,24 @@ def run(structure: str, calculator: str | None, model: Path | None, engine: str,
     if force:
         for sub in ("pristine", "defect"):
             shutil.rmtree(output / sub, ignore_errors=True)
-    rec = RunRecord("phonons", config={
-        "structure": structure, "calculator": calculator, "model": str(model) if model else None,
-        "engine": engine, "device": device, "batch_size": batch_size, "defect": defect,
-        "defect_structure": str(defect_structure) if defect_structure else None,
-        "defect_supercell": list(defect_supercell), "settings": s})
+    rec = RunRecord(
+        "phonons",
+        config={
+            "structure": structure,
+            "calculator": calculator,
+            "model": str(model) if model else None,
+            "engine": engine,
+            "device": device,
+            "batch_size": batch_size,
+            "defect": defect,
+            "defect_structure": str(defect_structure) if defect_structure else None,
+            "defect_supercell": list(defect_supercell),
+            "settings": s,
+        },
+    )
     if model:
         rec.inputs["model"] = str(model)
     calc, eng = build_calculator_and_engine(calculator, model, engine, device, batch_size)
-    rec.config["engine_resolved"] = eng.describe()
     prim = _primitive(structure, rec)
     pristine = PristinePhonons(prim, calc, eng, output / "pristine", s)
     with rec.timer("pristine"):
@@ -120,13 +183,15 @@ def run(structure: str, calculator: str | None, model: Path | None, engine: str,
         rec.results["defect"].update(wf.record.results)
         rec.timings.update({f"defect.{k}": v for k, v in wf.record.timings.items()})
         rec.outputs.update({f"defect.{k}": str(v) for k, v in wf.output_files.items()})
+    rec.config["engine_resolved"] = eng.describe()  # with the tuned batch size
     path = write_summary(output, rec)
     click.echo(f"wrote {path}")
 
 
-def build_calculator_and_engine(calculator: str, model: Path | None, engine: str, device: str,
-                                batch_size: int | None) -> tuple[Any, Any]:
-    """The ASE calculator (for relaxation) and the force engine for the CLI options."""
+def build_calculator_and_engine(
+    calculator: str, model: Path | None, engine: str, device: str, batch_size: int | None
+) -> tuple[Any, Any]:
+    """Return the ASE calculator (for relaxation) and the force engine for the CLI options."""
     from mlff2d.errors import InputError
     from mlff2d.phonons.engine import ASEEngine, make_engine
 
@@ -160,8 +225,7 @@ def _primitive(structure: str, rec: Any) -> Any:
     return atoms
 
 
-def _defect_cell(prim: Any, defect: str | None, path: Path | None, size: tuple[int, int],
-                 rec: Any) -> Any:
+def _defect_cell(prim: Any, defect: str | None, path: Path | None, size: tuple[int, int], rec: Any) -> Any:
     from mlff2d.structures import make_defect, read_structure, supercell
 
     if path is not None:
@@ -190,10 +254,8 @@ def _print_gamma(wf: Any) -> None:
 @click.option("--label-a", default=None, help="Legend label of A (default: its path).")
 @click.option("--label-b", default=None, help="Legend label of B (default: its path).")
 @click.option("--npoints", type=int, default=51, show_default=True, help="q-points per segment.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Output folder.")
-def compare(a: Path, b: Path, label_a: str | None, label_b: str | None, npoints: int,
-            output: Path) -> None:
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output folder.")
+def compare(a: Path, b: Path, label_a: str | None, label_b: str | None, npoints: int, output: Path) -> None:
     """Compare two phonon results (phonopy_params.yaml or `mlff2d phonons` folders) on Γ–M–K–Γ.
 
     Prints the RMS and maximum frequency difference of B relative to A along the path and the
@@ -212,9 +274,13 @@ def compare(a: Path, b: Path, label_a: str | None, label_b: str | None, npoints:
     rec.outputs.update({f"compare_bands_{k}": str(v) for k, v in files.items()})
     rec.results = comp.as_dict()
     write_summary(output, rec)
-    click.echo(f"RMS |Δf| = {comp.rms_THz:.4f} THz ({comp.rms_THz * THZ_TO_CM1:.2f} cm⁻¹), "
-               f"max |Δf| = {comp.max_THz:.4f} THz along Γ–M–K–Γ")
+    click.echo(
+        f"RMS |Δf| = {comp.rms_thz:.4f} THz ({comp.rms_thz * THZ_TO_CM1:.2f} cm⁻¹), "
+        f"max |Δf| = {comp.max_thz:.4f} THz along Γ–M–K–Γ"
+    )
     for g in comp.gamma:
-        click.echo(f"  Γ {g['irrep'] or 'acoustic':>8}: {g['a_THz']:8.4f} → {g['b_THz']:8.4f} THz"
-                   f"  (Δ {g['diff_THz']:+.4f})")
+        click.echo(
+            f"  Γ {g['irrep'] or 'acoustic':>8}: {g['a_THz']:8.4f} → {g['b_THz']:8.4f} THz"
+            f"  (Δ {g['diff_THz']:+.4f})"
+        )
     click.echo(f"wrote {output / 'summary.yaml'}")

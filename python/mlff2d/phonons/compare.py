@@ -20,58 +20,73 @@ class Comparison:
 
     Attributes
     ----------
-    rms_THz, max_THz
+    rms_thz, max_thz
         RMS and maximum absolute difference over all q-points and bands of the path.
     gamma
         One dict per Γ mode: irrep (of ``a``), frequencies of ``a`` and ``b`` and difference.
-    per_band_rms_THz
+    per_band_rms_thz
         RMS difference of each band (bands sorted by frequency at each q).
     """
 
-    rms_THz: float
-    max_THz: float
+    rms_thz: float
+    max_thz: float
     gamma: list[dict[str, Any]] = field(default_factory=list)
-    per_band_rms_THz: list[float] = field(default_factory=list)
+    per_band_rms_thz: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain types for ``summary.yaml``."""
-        return {"rms_THz": self.rms_THz, "max_THz": self.max_THz,
-                "rms_cm-1": self.rms_THz * THZ_TO_CM1, "max_cm-1": self.max_THz * THZ_TO_CM1,
-                "per_band_rms_THz": self.per_band_rms_THz, "gamma": self.gamma}
+        return {
+            "rms_THz": self.rms_thz,
+            "max_THz": self.max_thz,
+            "rms_cm-1": self.rms_thz * THZ_TO_CM1,
+            "max_cm-1": self.max_thz * THZ_TO_CM1,
+            "per_band_rms_THz": self.per_band_rms_thz,
+            "gamma": self.gamma,
+        }
 
 
 def load_phonopy(path: str | Path) -> Any:
-    """A Phonopy object from ``phonopy_params.yaml`` or a run folder holding one.
+    """Load a Phonopy object from ``phonopy_params.yaml`` or a run folder holding one.
 
     A folder of ``mlff2d phonons`` holds the pristine result in ``pristine/``.
     """
     import phonopy
 
     p = Path(path)
-    candidates = [p] if p.is_file() else [p / "phonopy_params.yaml",
-                                          p / "pristine" / "phonopy_params.yaml"]
+    candidates = [p] if p.is_file() else [p / "phonopy_params.yaml", p / "pristine" / "phonopy_params.yaml"]
     for c in candidates:
         if c.is_file():
             return phonopy.load(c, produce_fc=True, log_level=0)
-    raise InputError(f"no phonopy_params.yaml in {p}",
-                     "pass a phonopy_params.yaml or an `mlff2d phonons` output folder")
+    raise InputError(
+        f"no phonopy_params.yaml in {p}", "pass a phonopy_params.yaml or an `mlff2d phonons` output folder"
+    )
 
 
-def compare_phonons(a: Any, b: Any, npoints: int = 51) -> tuple[Comparison, BandStructure,
-                                                                  BandStructure]:
+def compare_phonons(a: Any, b: Any, npoints: int = 51) -> tuple[Comparison, BandStructure, BandStructure]:
     """Bands of two Phonopy objects on the same reduced Γ–M–K–Γ path and their differences."""
     if len(a.primitive) != len(b.primitive):
-        raise InputError(f"the two results have {len(a.primitive)} and {len(b.primitive)} "
-                         "atoms in the primitive cell", "compare the same material")
+        raise InputError(
+            f"the two results have {len(a.primitive)} and {len(b.primitive)} atoms in the primitive cell",
+            "compare the same material",
+        )
     ba = core.band_path(a, npoints)
     bb = core.band_path(b, npoints)
     d = bb.frequencies - ba.frequencies
     ga: Modes = core.gamma_modes(a)
     gb: Modes = core.gamma_modes(b, irreps=False)
-    gamma = [{"irrep": lab, "a_THz": round(float(fa), 4), "b_THz": round(float(fb), 4),
-              "diff_THz": round(float(fb - fa), 4)}
-             for lab, fa, fb in zip(ga.labels, ga.frequencies, gb.frequencies, strict=True)]
-    comp = Comparison(rms_THz=float(np.sqrt(np.mean(d**2))), max_THz=float(np.abs(d).max()),
-                      gamma=gamma,
-                      per_band_rms_THz=[float(x) for x in np.sqrt(np.mean(d**2, axis=0))])
+    gamma = [
+        {
+            "irrep": lab,
+            "a_THz": round(float(fa), 4),
+            "b_THz": round(float(fb), 4),
+            "diff_THz": round(float(fb - fa), 4),
+        }
+        for lab, fa, fb in zip(ga.labels, ga.frequencies, gb.frequencies, strict=True)
+    ]
+    comp = Comparison(
+        rms_thz=float(np.sqrt(np.mean(d**2))),
+        max_thz=float(np.abs(d).max()),
+        gamma=gamma,
+        per_band_rms_thz=[float(x) for x in np.sqrt(np.mean(d**2, axis=0))],
+    )
     return comp, ba, bb

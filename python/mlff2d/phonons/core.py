@@ -29,22 +29,36 @@ HEX_PATH: list[tuple[str, tuple[float, float, float]]] = [
 
 
 def to_phonopy(atoms: Atoms) -> Any:
-    """An ASE ``Atoms`` as a ``PhonopyAtoms``."""
+    """Convert an ASE ``Atoms`` to a ``PhonopyAtoms``."""
     from phonopy.structure.atoms import PhonopyAtoms
 
-    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=atoms.cell.array.copy(),
-                        scaled_positions=atoms.get_scaled_positions(wrap=False),
-                        masses=atoms.get_masses())
+    return PhonopyAtoms(
+        symbols=atoms.get_chemical_symbols(),
+        cell=atoms.cell.array.copy(),
+        scaled_positions=atoms.get_scaled_positions(wrap=False),
+        masses=atoms.get_masses(),
+    )
 
 
 def from_phonopy(cell: Any) -> Atoms:
-    """A ``PhonopyAtoms`` as an ASE ``Atoms`` (periodic in all directions)."""
-    return Atoms(symbols=cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions,
-                 masses=cell.masses, pbc=True)
+    """Convert a ``PhonopyAtoms`` to an ASE ``Atoms`` (periodic in all directions)."""
+    return Atoms(
+        symbols=cell.symbols,
+        cell=cell.cell,
+        scaled_positions=cell.scaled_positions,
+        masses=cell.masses,
+        pbc=True,
+    )
 
 
-def relax(atoms: Atoms, calculator: Any, fmax: float, cell: bool, steps: int = 500,
-          logfile: str | Path | None = None) -> Atoms:
+def relax(
+    atoms: Atoms,
+    calculator: Any,
+    fmax: float,
+    cell: bool,
+    steps: int = 500,
+    logfile: str | Path | None = None,
+) -> Atoms:
     """Relax positions (and the in-plane lattice when ``cell``) keeping the vacuum.
 
     Parameters
@@ -71,28 +85,36 @@ def relax(atoms: Atoms, calculator: Any, fmax: float, cell: bool, steps: int = 5
     opt = BFGS(target, logfile=str(logfile) if logfile else None)
     converged = opt.run(fmax=fmax, steps=steps)
     if not converged:
-        raise CalculationFailed(f"relaxation did not reach fmax={fmax} eV/Å in {steps} steps",
-                                "loosen --fmax or check the model")
+        raise CalculationFailed(
+            f"relaxation did not reach fmax={fmax} eV/Å in {steps} steps", "loosen --fmax or check the model"
+        )
     out = a.copy()
     out.calc = None
     out.info = dict(atoms.info)
-    logger.info("relaxed %s: %d steps, E = %.6f eV", out.get_chemical_formula(), opt.nsteps,
-                a.get_potential_energy())
+    logger.info(
+        "relaxed %s: %d steps, E = %.6f eV", out.get_chemical_formula(), opt.nsteps, a.get_potential_energy()
+    )
     return out
 
 
 def make_phonopy(unitcell: Atoms, supercell: tuple[int, int], symprec: float = 1e-5) -> Any:
-    """A ``Phonopy`` object for ``unitcell`` in an N×M×1 supercell (unit cell = primitive)."""
+    """Build a ``Phonopy`` object for ``unitcell`` in an N×M×1 supercell (unit cell = primitive)."""
     from phonopy import Phonopy
 
     n, m = supercell
-    return Phonopy(to_phonopy(unitcell), supercell_matrix=np.diag([n, m, 1]),
-                   primitive_matrix="P", symprec=symprec)
+    return Phonopy(
+        to_phonopy(unitcell), supercell_matrix=np.diag([n, m, 1]), primitive_matrix="P", symprec=symprec
+    )
 
 
-def produce_force_constants(phonon: Any, engine: ForceEngine, cache_dir: str | Path | None,
-                            displacement: float = 0.01, symmetrize: bool = True,
-                            progress: bool = True) -> int:
+def produce_force_constants(
+    phonon: Any,
+    engine: ForceEngine,
+    cache_dir: str | Path | None,
+    displacement: float = 0.01,
+    symmetrize: bool = True,
+    progress: bool = True,
+) -> int:
     """Finite displacements → forces (engine, cached) → symmetrised force constants.
 
     Returns
@@ -131,18 +153,23 @@ def band_path(phonon: Any, npoints: int = 51) -> BandStructure:
     bs = phonon.band_structure
     dist = [np.asarray(d) for d in bs.distances]
     ticks = np.array([dist[0][0]] + [d[-1] for d in dist])
-    return BandStructure(qpoints=np.concatenate(bs.qpoints), distances=np.concatenate(dist),
-                         frequencies=np.concatenate(bs.frequencies), tick_distances=ticks,
-                         tick_labels=labels)
+    return BandStructure(
+        qpoints=np.concatenate(bs.qpoints),
+        distances=np.concatenate(dist),
+        frequencies=np.concatenate(bs.frequencies),
+        tick_distances=ticks,
+        tick_labels=labels,
+    )
 
 
 def frequency_grid(fmin: float, fmax: float, pitch: float = 0.01) -> NDArray[np.float64]:
-    """A DOS frequency grid (THz) from ``fmin`` to ``fmax`` with ``pitch``."""
+    """Return a DOS frequency grid (THz) from ``fmin`` to ``fmax`` with ``pitch``."""
     return np.arange(fmin, fmax + pitch / 2, pitch)
 
 
-def mesh_pdos(phonon: Any, mesh: tuple[int, int, int], sigma: float,
-              grid: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def mesh_pdos(
+    phonon: Any, mesh: tuple[int, int, int], sigma: float, grid: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per-atom, per-direction PDOS on a q mesh with Gaussian smearing.
 
     Returns
@@ -154,16 +181,22 @@ def mesh_pdos(phonon: Any, mesh: tuple[int, int, int], sigma: float,
         the sum over atoms and directions is the total DOS of the cell (integral 3 n_atoms).
     """
     phonon.run_mesh(mesh, is_mesh_symmetry=False, with_eigenvectors=True, is_gamma_center=True)
-    phonon.run_projected_dos(sigma=sigma, freq_min=float(grid[0]), freq_max=float(grid[-1]),
-                             freq_pitch=float(grid[1] - grid[0]), xyz_projection=True)
+    phonon.run_projected_dos(
+        sigma=sigma,
+        freq_min=float(grid[0]),
+        freq_max=float(grid[-1]),
+        freq_pitch=float(grid[1] - grid[0]),
+        xyz_projection=True,
+    )
     pd = phonon.projected_dos
     freqs = np.asarray(pd.frequency_points)
     n = len(phonon.primitive)
     return freqs, np.asarray(pd.projected_dos).reshape(n, 3, len(freqs))
 
 
-def element_dos(symbols: list[str], freqs: NDArray[np.float64], pdos: NDArray[np.float64],
-                sigma: float, directions: bool) -> DOS:
+def element_dos(
+    symbols: list[str], freqs: NDArray[np.float64], pdos: NDArray[np.float64], sigma: float, directions: bool
+) -> DOS:
     """Sum a per-atom PDOS (n_atoms, 3, n_f) into a :class:`DOS` per atom of the cell.
 
     With ``directions`` the partials are ``"<el> xy"`` (in-plane) and ``"<el> z"``.

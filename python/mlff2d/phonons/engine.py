@@ -56,7 +56,7 @@ class ForceEngine(ABC):
 
     @abstractmethod
     def compute(self, structures: Sequence[Atoms]) -> list[NDArray[np.float64]]:
-        """Forces of each structure, a list of arrays of shape (n_atoms, 3) in eV/Å."""
+        """Compute the forces of each structure: a list of arrays of shape (n_atoms, 3) in eV/Å."""
 
     @property
     def preferred_chunk(self) -> int:
@@ -64,7 +64,7 @@ class ForceEngine(ABC):
         return 1
 
     def describe(self) -> dict[str, Any]:
-        """A plain-type description for ``summary.yaml``."""
+        """Describe the engine in plain types for ``summary.yaml``."""
         return {"engine": self.name}
 
     def force_constants(self, atoms: Atoms) -> NDArray[np.float64]:
@@ -112,7 +112,7 @@ class LammpsEngine(ASEEngine):
 
 
 def load_mace_calculator(model: str | Path, device: str = "auto") -> Any:
-    """A ``MACECalculator`` for a ``*.model`` file (the training stage's loader when present).
+    """Load a ``MACECalculator`` for a ``*.model`` file (the training stage's loader when present).
 
     Parameters
     ----------
@@ -190,8 +190,15 @@ class MACEBatchEngine(ForceEngine):
 
     name = "mace-batched"
 
-    def __init__(self, model: Any, device: str = "auto", batch_size: int | None = None,
-                 skin: float = 1.0, memory_fraction: float = 0.4, max_batch: int = 64) -> None:
+    def __init__(
+        self,
+        model: Any,
+        device: str = "auto",
+        batch_size: int | None = None,
+        skin: float = 1.0,
+        memory_fraction: float = 0.4,
+        max_batch: int = 64,
+    ) -> None:
         import torch
 
         from mlff2d.runtime import keep_allocator_memory
@@ -225,12 +232,18 @@ class MACEBatchEngine(ForceEngine):
         return self.batch_size or 32
 
     def describe(self) -> dict[str, Any]:  # noqa: D102
-        return {"engine": self.name, "device": self.device, "dtype": str(self.dtype),
-                "batch_size": self.batch_size, "skin_A": self.skin, "r_max_A": self.r_max}
+        return {
+            "engine": self.name,
+            "device": self.device,
+            "dtype": str(self.dtype),
+            "batch_size": self.batch_size,
+            "skin_A": self.skin,
+            "r_max_A": self.r_max,
+        }
 
     # -- graphs ----------------------------------------------------------------------------
     def _base_graph(self, atoms: Atoms) -> Any:
-        """The graph of ``atoms`` with cutoff ``r_max + skin`` (cached by cell and species)."""
+        """Build the graph of ``atoms`` with cutoff ``r_max + skin`` (cached by cell and species)."""
         from mace import data as mace_data
         from mace.tools import torch_tools, utils
 
@@ -239,33 +252,43 @@ class MACEBatchEngine(ForceEngine):
             return self._base[1]
         missing = sorted(set(atoms.numbers.tolist()) - set(self.z_table))
         if missing:
-            raise ModelError(f"the model has no elements with atomic numbers {missing}",
-                             "use a model trained on all elements of the structure")
+            raise ModelError(
+                f"the model has no elements with atomic numbers {missing}",
+                "use a model trained on all elements of the structure",
+            )
         with torch_tools.default_dtype(self.dtype):
             config = mace_data.config_from_atoms(atoms, head_name=self.heads[-1])
             graph = mace_data.AtomicData.from_config(
-                config, z_table=utils.AtomicNumberTable(self.z_table),
-                cutoff=self.r_max + self.skin, heads=self.heads)
+                config,
+                z_table=utils.AtomicNumberTable(self.z_table),
+                cutoff=self.r_max + self.skin,
+                heads=self.heads,
+            )
         self._base = (key, graph)
         return graph
 
     def _graph(self, base: Any, atoms: Atoms) -> Any:
-        """A copy of ``base`` at the positions of ``atoms`` with edges shorter than ``r_max``."""
+        """Copy ``base`` to the positions of ``atoms`` with edges shorter than ``r_max``."""
         import torch
 
         pos = torch.as_tensor(atoms.positions, dtype=self.dtype)
         if float((pos - base.positions).abs().max()) > self.skin / 2:
-            raise CalculationFailed("a displacement exceeds half the neighbour skin",
-                                    "raise skin or use smaller displacements")
+            raise CalculationFailed(
+                "a displacement exceeds half the neighbour skin", "raise skin or use smaller displacements"
+            )
         snd, rcv = base.edge_index
         length = torch.linalg.norm(pos[rcv] - pos[snd] + base.shifts, dim=1)
         keep = length < self.r_max
         from mace.tools.torch_geometric.data import Data
 
         fields = {k: base[k] for k in base.keys}
-        fields.update(positions=pos, edge_index=base.edge_index[:, keep],
-                      shifts=base.shifts[keep], unit_shifts=base.unit_shifts[keep],
-                      num_nodes=len(atoms))
+        fields.update(
+            positions=pos,
+            edge_index=base.edge_index[:, keep],
+            shifts=base.shifts[keep],
+            unit_shifts=base.unit_shifts[keep],
+            num_nodes=len(atoms),
+        )
         return Data(**fields)
 
     def _forward(self, graphs: list[Any]) -> list[NDArray[np.float64]]:
@@ -275,7 +298,7 @@ class MACEBatchEngine(ForceEngine):
         out = self.model(batch.to_dict(), compute_stress=False, training=False)
         forces = out["forces"].detach().to("cpu", dtype=torch_float64()).numpy()
         ptr = batch["ptr"].cpu().numpy()
-        return [forces[ptr[i]:ptr[i + 1]].copy() for i in range(len(graphs))]
+        return [forces[ptr[i] : ptr[i + 1]].copy() for i in range(len(graphs))]
 
     def _choose_batch_size(self, base: Any, todo: list[Atoms]) -> list[NDArray[np.float64]]:
         """Set :attr:`batch_size` while evaluating the first structures of ``todo`` (popped).
@@ -310,8 +333,14 @@ class MACEBatchEngine(ForceEngine):
                 break
             best, best_t, size = size, per, size * 2
         self.batch_size = cap if cuda else best
-        logger.info("MACE batch size %d (%.0f MiB per structure, cap %d from %.0f MiB free on "
-                    "%s)", self.batch_size, used / 2**20, cap, free / 2**20, self.device)
+        logger.info(
+            "MACE batch size %d (%.0f MiB per structure, cap %d from %.0f MiB free on %s)",
+            self.batch_size,
+            used / 2**20,
+            cap,
+            free / 2**20,
+            self.device,
+        )
         return out
 
     def compute(self, structures: Sequence[Atoms]) -> list[NDArray[np.float64]]:  # noqa: D102
@@ -322,12 +351,14 @@ class MACEBatchEngine(ForceEngine):
             if self.batch_size is None:
                 out += self._choose_batch_size(base, todo)
                 continue
-            chunk, todo = todo[: self.batch_size], todo[self.batch_size:]
+            chunk, todo = todo[: self.batch_size], todo[self.batch_size :]
             key = self._base[0] if self._base else b""
             for a in chunk:
                 if a.numbers.tobytes() + a.cell.array.round(10).tobytes() != key:
-                    raise InputError("structures in one call must share species and cell",
-                                     "call compute() once per supercell")
+                    raise InputError(
+                        "structures in one call must share species and cell",
+                        "call compute() once per supercell",
+                    )
             out += self._forward([self._graph(base, a) for a in chunk])
         return out
 
@@ -340,7 +371,7 @@ class MACEHessianEngine(MACEBatchEngine):
     provides_force_constants = True
 
     def force_constants(self, atoms: Atoms) -> NDArray[np.float64]:  # noqa: D102
-        return mace_hessian_force_constants(self, atoms)
+        return mace_hessian_force_constants(self, atoms, progress=True)
 
 
 def torch_float64() -> Any:
@@ -359,7 +390,7 @@ def make_engine(name: str, **kwargs: Any) -> ForceEngine:
 
 # -- cache -----------------------------------------------------------------------------------
 def structure_key(atoms: Atoms) -> str:
-    """A stable key (hex digest) of species, cell, periodicity and positions (rounded to 1e-8 Å)."""
+    """Return a stable key (hex digest) of species, cell, periodicity and positions (rounded to 1e-8 Å)."""
     h = hashlib.sha256()
     h.update(atoms.numbers.astype(np.int64).tobytes())
     h.update(np.round(atoms.cell.array, 8).tobytes())
@@ -376,11 +407,11 @@ class ForceCache:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def path(self, atoms: Atoms) -> Path:
-        """The cache file of ``atoms``."""
+        """Return the cache file of ``atoms``."""
         return self.folder / f"{structure_key(atoms)}.npy"
 
     def get(self, atoms: Atoms) -> NDArray[np.float64] | None:
-        """Cached forces of ``atoms`` or None."""
+        """Return the cached forces of ``atoms`` or None."""
         p = self.path(atoms)
         if not p.is_file():
             return None
@@ -395,12 +426,15 @@ class ForceCache:
         os.replace(tmp, p)
 
 
-def compute_force_sets(engine: ForceEngine, structures: Sequence[Atoms],
-                       cache: ForceCache | None = None, progress: bool = True,
-                       description: str = "displacements",
-                       on_chunk: Callable[[int], None] | None = None,
-                       ) -> tuple[NDArray[np.float64], int]:
-    """Forces of all ``structures``, taking cached ones from ``cache``.
+def compute_force_sets(
+    engine: ForceEngine,
+    structures: Sequence[Atoms],
+    cache: ForceCache | None = None,
+    progress: bool = True,
+    description: str = "displacements",
+    on_chunk: Callable[[int], None] | None = None,
+) -> tuple[NDArray[np.float64], int]:
+    """Compute the forces of all ``structures``, taking cached ones from ``cache``.
 
     Parameters
     ----------
@@ -454,8 +488,62 @@ def compute_force_sets(engine: ForceEngine, structures: Sequence[Atoms],
 
 
 # -- Hessian route ---------------------------------------------------------------------------
-def mace_hessian_force_constants(engine: MACEBatchEngine, atoms: Atoms) -> NDArray[np.float64]:
-    """Force constants of a periodic cell from the analytic MACE Hessian (autograd).
+def mace_hessian_rows(
+    engine: MACEBatchEngine,
+    atoms: Atoms,
+    rows: Sequence[int] | None = None,
+    chunk: int = 16,
+    progress: bool = False,
+) -> NDArray[np.float64]:
+    """Compute rows of the analytic MACE Hessian d²E/dx_a dx_b (eV/Å²) by double backward.
+
+    Parameters
+    ----------
+    engine
+        A MACE engine (its model, device and dtype are used).
+    atoms
+        The periodic cell.
+    rows
+        Flat Cartesian indices 3 i + α of the rows to compute; None for all 3 n_atoms.
+    chunk
+        Rows per vectorised backward pass (``torch.autograd.grad(is_grads_batched=True)``).
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    Array of shape (len(rows), 3 n_atoms).
+    """
+    import torch
+    from mace.tools import torch_geometric
+    from rich.progress import track
+
+    graph = engine._graph(engine._base_graph(atoms), atoms)
+    data = torch_geometric.Batch.from_data_list([graph]).to(engine.device).to_dict()
+    # training=True keeps the graph of the forces (create_graph) for the second derivative
+    out = engine.model(data, compute_force=True, compute_stress=False, training=True)
+    forces = out["forces"].reshape(-1)
+    pos = data["positions"]
+    n3 = forces.numel()
+    rows = list(range(n3)) if rows is None else list(rows)
+    result = np.zeros((len(rows), n3))
+    starts = range(0, len(rows), chunk)
+    for start in track(starts, description="Hessian rows", disable=not progress):
+        idx = rows[start : start + chunk]
+        eye = torch.zeros((len(idx), n3), dtype=forces.dtype, device=forces.device)
+        eye[torch.arange(len(idx)), torch.as_tensor(idx)] = 1.0
+        try:
+            (g,) = torch.autograd.grad(forces, pos, eye, retain_graph=True, is_grads_batched=True)
+        except RuntimeError:  # an op without a batching rule: one row at a time
+            g = torch.stack([torch.autograd.grad(forces, pos, e, retain_graph=True)[0] for e in eye])
+        result[start : start + len(idx)] = -g.detach().reshape(len(idx), n3).to("cpu", torch.float64)
+    return result
+
+
+def mace_hessian_force_constants(
+    engine: MACEBatchEngine, atoms: Atoms, progress: bool = False
+) -> NDArray[np.float64]:
+    """Compute the force constants of a periodic cell from the analytic MACE Hessian (autograd).
 
     Parameters
     ----------
@@ -463,18 +551,14 @@ def mace_hessian_force_constants(engine: MACEBatchEngine, atoms: Atoms) -> NDArr
         A MACE engine (its model, device and dtype are used).
     atoms
         The (super)cell; periodic images are folded in as in a finite-displacement supercell.
+    progress
+        Show a progress bar over Hessian rows.
 
     Returns
     -------
     Array of shape (n_atoms, n_atoms, 3, 3), eV/Å², Phonopy's ``force_constants`` layout.
     """
-    from mace.tools import torch_geometric
-
-    base = engine._base_graph(atoms)
-    graph = engine._graph(base, atoms)
-    batch = torch_geometric.Batch.from_data_list([graph]).to(engine.device)
-    out = engine.model(batch.to_dict(), compute_stress=False, compute_hessian=True,
-                       training=False)
     n = len(atoms)
-    h = out["hessian"].detach().to("cpu", dtype=torch_float64()).numpy().reshape(n, 3, n, 3)
+    h = mace_hessian_rows(engine, atoms, progress=progress).reshape(n, 3, n, 3)
+    h = 0.5 * (h + h.transpose(2, 3, 0, 1))
     return np.ascontiguousarray(h.transpose(0, 2, 1, 3))

@@ -42,8 +42,9 @@ def ipr(weights: NDArray[np.float64]) -> NDArray[np.float64]:
     return (weights**2).sum(axis=1)
 
 
-def defect_weight(weights: NDArray[np.float64], distances: NDArray[np.float64],
-                  radius: float) -> NDArray[np.float64]:
+def defect_weight(
+    weights: NDArray[np.float64], distances: NDArray[np.float64], radius: float
+) -> NDArray[np.float64]:
     """Fraction of each mode's weight on atoms within ``radius`` (Å) of the defect."""
     return weights[:, distances <= radius].sum(axis=1)
 
@@ -56,8 +57,12 @@ def shell_edges(distances: NDArray[np.float64], width: float) -> NDArray[np.floa
     return np.arange(n + 1) * width
 
 
-def shell_pdos(pdos: NDArray[np.float64], distances: NDArray[np.float64],
-               edges: NDArray[np.float64], frequencies: NDArray[np.float64]) -> ShellPDOS:
+def shell_pdos(
+    pdos: NDArray[np.float64],
+    distances: NDArray[np.float64],
+    edges: NDArray[np.float64],
+    frequencies: NDArray[np.float64],
+) -> ShellPDOS:
     """Sum per-atom PDOS into distance shells.
 
     Parameters

@@ -9,8 +9,15 @@ import numpy as np
 from mlff2d.phonons.results import DOS, BandStructure, Modes, ShellPDOS, SpectralMap
 from mlff2d.units import CM1_TO_THZ, THZ_TO_CM1
 
-_STYLE = {"font.size": 11, "axes.labelsize": 12, "axes.titlesize": 12, "legend.fontsize": 9,
-          "xtick.labelsize": 10, "ytick.labelsize": 10, "savefig.dpi": 200}
+_STYLE = {
+    "font.size": 11,
+    "axes.labelsize": 12,
+    "axes.titlesize": 12,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "savefig.dpi": 200,
+}
 _COLORS = {"W": "#1f77b4", "Se": "#d62728", "Mo": "#2ca02c", "S": "#ff7f0e", "Te": "#9467bd"}
 
 
@@ -39,8 +46,7 @@ def _save(fig, stem: str | Path) -> dict[str, Path]:
 
 
 def _cm1_axis(ax) -> None:
-    sec = ax.secondary_yaxis("right", functions=(lambda f: f * THZ_TO_CM1,
-                                                 lambda w: w * CM1_TO_THZ))
+    sec = ax.secondary_yaxis("right", functions=(lambda f: f * THZ_TO_CM1, lambda w: w * CM1_TO_THZ))
     sec.set_ylabel("Wavenumber (cm$^{-1}$)")
 
 
@@ -58,12 +64,12 @@ def _element(name: str) -> str:
     return name.split()[0]
 
 
-def plot_bands_pdos(bands: BandStructure, dos: DOS, gamma: Modes | None,
-                    stem: str | Path) -> dict[str, Path]:
+def plot_bands_pdos(bands: BandStructure, dos: DOS, gamma: Modes | None, stem: str | Path) -> dict[str, Path]:
     """Pristine bands (with Γ irreps) beside the total DOS and PDOS by element and direction."""
     plt = _pyplot()
-    fig, (ax, axd) = plt.subplots(1, 2, figsize=(8.5, 5), sharey=True,
-                                  gridspec_kw={"width_ratios": [2.6, 1], "wspace": 0.05})
+    fig, (ax, axd) = plt.subplots(
+        1, 2, figsize=(8.5, 5), sharey=True, gridspec_kw={"width_ratios": [2.6, 1], "wspace": 0.05}
+    )
     ax.plot(bands.distances, bands.frequencies, color="k", lw=1.2)
     _band_axes(ax, bands.tick_distances, bands.tick_labels)
     if gamma is not None and gamma.labels:
@@ -72,14 +78,19 @@ def plot_bands_pdos(bands: BandStructure, dos: DOS, gamma: Modes | None,
             key = (lab, round(float(f), 2))
             if lab and f > 0.5 and key not in seen:
                 seen.add(key)
-                ax.annotate(lab, (bands.distances[0], f), xytext=(4, 2), textcoords="offset points",
-                            fontsize=9, color="0.25")
+                ax.annotate(
+                    lab,
+                    (bands.distances[0], f),
+                    xytext=(4, 2),
+                    textcoords="offset points",
+                    fontsize=9,
+                    color="0.25",
+                )
     axd.fill_betweenx(dos.frequencies, dos.total, color="0.85", label="total")
     for name, y in dos.partial.items():
         ls = "--" if name.endswith(" z") else "-"
         label = name.replace(" xy", " in-plane").replace(" z", " out-of-plane")
-        axd.plot(y, dos.frequencies, ls, color=_COLORS.get(_element(name), None), lw=1.1,
-                 label=label)
+        axd.plot(y, dos.frequencies, ls, color=_COLORS.get(_element(name), None), lw=1.1, label=label)
     axd.set_xlabel("DOS (states/THz/atom)")
     axd.set_xlim(0, None)
     axd.legend(loc="upper right", frameon=False)
@@ -88,12 +99,14 @@ def plot_bands_pdos(bands: BandStructure, dos: DOS, gamma: Modes | None,
     return _save(fig, stem)
 
 
-def plot_compare_band_pdos(bands: BandStructure, unfolded: SpectralMap, pristine: DOS,
-                           defect: DOS, stem: str | Path) -> dict[str, Path]:
+def plot_compare_band_pdos(
+    bands: BandStructure, unfolded: SpectralMap, pristine: DOS, defect: DOS, stem: str | Path
+) -> dict[str, Path]:
     """Pristine bands, the unfolded defect spectral map (pristine bands dashed) and the DOS."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 5), sharey=True,
-                             gridspec_kw={"width_ratios": [2, 2, 1.2], "wspace": 0.06})
+    fig, axes = plt.subplots(
+        1, 3, figsize=(12, 5), sharey=True, gridspec_kw={"width_ratios": [2, 2, 1.2], "wspace": 0.06}
+    )
     ax0, ax1, ax2 = axes
     ax0.plot(bands.distances, bands.frequencies, color="k", lw=1.1)
     _band_axes(ax0, bands.tick_distances, bands.tick_labels)
@@ -101,18 +114,24 @@ def plot_compare_band_pdos(bands: BandStructure, unfolded: SpectralMap, pristine
     scale = unfolded.tick_distances[-1] / bands.tick_distances[-1]
     w = unfolded.weights.T
     vmax = np.percentile(w[w > 0], 99) if np.any(w > 0) else 1.0
-    ax1.pcolormesh(unfolded.distances, unfolded.frequencies, w, shading="gouraud",
-                   cmap="Blues", vmin=0, vmax=vmax, rasterized=True)
-    ax1.plot(bands.distances * scale, bands.frequencies, color="tab:red", lw=0.6, ls="--",
-             alpha=0.7)
+    ax1.pcolormesh(
+        unfolded.distances,
+        unfolded.frequencies,
+        w,
+        shading="gouraud",
+        cmap="Blues",
+        vmin=0,
+        vmax=vmax,
+        rasterized=True,
+    )
+    ax1.plot(bands.distances * scale, bands.frequencies, color="tab:red", lw=0.6, ls="--", alpha=0.7)
     _band_axes(ax1, unfolded.tick_distances, unfolded.tick_labels)
     ax1.set_ylabel("")
     ax1.set_title("defect supercell, unfolded")
     ax2.plot(pristine.total, pristine.frequencies, color="k", lw=1.2, label="pristine")
     ax2.plot(defect.total, defect.frequencies, color="tab:blue", lw=1.2, label="defect")
     for name, y in defect.partial.items():
-        ax2.plot(y, defect.frequencies, color=_COLORS.get(name), lw=0.9, ls=":",
-                 label=f"defect {name}")
+        ax2.plot(y, defect.frequencies, color=_COLORS.get(name), lw=0.9, ls=":", label=f"defect {name}")
     ax2.set_xlabel("DOS (states/THz/atom)")
     ax2.set_xlim(0, None)
     ax2.legend(loc="upper right", frameon=False)
@@ -121,8 +140,9 @@ def plot_compare_band_pdos(bands: BandStructure, unfolded: SpectralMap, pristine
     return _save(fig, stem)
 
 
-def plot_local_pdos(pristine: ShellPDOS, defect: ShellPDOS, stem: str | Path,
-                    max_shells: int = 8) -> dict[str, Path]:
+def plot_local_pdos(
+    pristine: ShellPDOS, defect: ShellPDOS, stem: str | Path, max_shells: int = 8
+) -> dict[str, Path]:
     """Local PDOS per atom in distance shells around the defect, pristine vs defect."""
     plt = _pyplot()
     n = min(max_shells, len(defect.counts))
@@ -132,19 +152,30 @@ def plot_local_pdos(pristine: ShellPDOS, defect: ShellPDOS, stem: str | Path,
     step = 1.1 * max(per_p.max(), per_d.max())
     for i in range(n):
         off = (n - 1 - i) * step
-        ax.plot(defect.frequencies, per_p[i] + off, color="0.4", lw=1.0, ls="--",
-                label="pristine" if i == 0 else None)
-        ax.plot(defect.frequencies, per_d[i] + off, color="tab:blue", lw=1.2,
-                label="defect" if i == 0 else None)
-        ax.text(defect.frequencies[0], off + 0.45 * step,
-                f"{defect.edges[i]:.0f}–{defect.edges[i + 1]:.0f} Å ({defect.counts[i]} at.)",
-                fontsize=8)
+        ax.plot(
+            defect.frequencies,
+            per_p[i] + off,
+            color="0.4",
+            lw=1.0,
+            ls="--",
+            label="pristine" if i == 0 else None,
+        )
+        ax.plot(
+            defect.frequencies, per_d[i] + off, color="tab:blue", lw=1.2, label="defect" if i == 0 else None
+        )
+        ax.text(
+            defect.frequencies[0],
+            off + 0.45 * step,
+            f"{defect.edges[i]:.0f}–{defect.edges[i + 1]:.0f} Å "
+            f"({pristine.counts[i]} / {defect.counts[i]} atoms)",
+            fontsize=8,
+        )
     ax.set_xlabel("Frequency (THz)")
     ax.set_ylabel("Local PDOS per atom (offset)")
+    ax.set_title("Shells around the defect (atoms: pristine / defect)", pad=28)
     ax.set_yticks([])
     ax.legend(loc="upper right", frameon=False)
-    sec = ax.secondary_xaxis("top", functions=(lambda f: f * THZ_TO_CM1,
-                                               lambda w: w * CM1_TO_THZ))
+    sec = ax.secondary_xaxis("top", functions=(lambda f: f * THZ_TO_CM1, lambda w: w * CM1_TO_THZ))
     sec.set_xlabel("Wavenumber (cm$^{-1}$)")
     return _save(fig, stem)
 
@@ -153,22 +184,29 @@ def plot_ipr(modes: Modes, n_atoms: int, stem: str | Path) -> dict[str, Path]:
     """IPR of the Γ modes vs frequency, coloured by the weight near the defect."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    sc = ax.scatter(modes.frequencies, modes.ipr, c=modes.defect_weight, s=10, cmap="viridis",
-                    vmin=0, vmax=max(0.2, float(modes.defect_weight.max())))
+    sc = ax.scatter(
+        modes.frequencies,
+        modes.ipr,
+        c=modes.defect_weight,
+        s=10,
+        cmap="viridis",
+        vmin=0,
+        vmax=max(0.2, float(modes.defect_weight.max())),
+    )
     ax.axhline(1.0 / n_atoms, color="0.5", ls=":", lw=1, label="1/N (fully delocalised)")
     ax.set_yscale("log")
     ax.set_xlabel("Frequency (THz)")
     ax.set_ylabel("Inverse participation ratio")
     ax.legend(loc="upper left", frameon=False)
     fig.colorbar(sc, ax=ax, label="weight within radius of defect", pad=0.12)
-    sec = ax.secondary_xaxis("top", functions=(lambda f: f * THZ_TO_CM1,
-                                               lambda w: w * CM1_TO_THZ))
+    sec = ax.secondary_xaxis("top", functions=(lambda f: f * THZ_TO_CM1, lambda w: w * CM1_TO_THZ))
     sec.set_xlabel("Wavenumber (cm$^{-1}$)")
     return _save(fig, stem)
 
 
-def plot_overlay(a: BandStructure, b: BandStructure, labels: tuple[str, str],
-                 stem: str | Path) -> dict[str, Path]:
+def plot_overlay(
+    a: BandStructure, b: BandStructure, labels: tuple[str, str], stem: str | Path
+) -> dict[str, Path]:
     """Two band structures on one path (``b`` dashed) for ``phonons compare``."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5))

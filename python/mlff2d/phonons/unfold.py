@@ -43,19 +43,24 @@ def site_mapping(ideal: Atoms, actual: Atoms, tolerance: float = 0.6) -> list[in
 
     _, d = get_distances(ideal.positions, actual.positions, cell=actual.cell, pbc=[1, 1, 0])
     nearest = d.argmin(axis=1)
-    mapping: list[int | None] = [
-        int(j) if d[i, j] < tolerance else None for i, j in enumerate(nearest)]
+    mapping: list[int | None] = [int(j) if d[i, j] < tolerance else None for i, j in enumerate(nearest)]
     used = [j for j in mapping if j is not None]
     if len(set(used)) != len(used) or len(used) != len(actual):
         raise StructureError(
             f"{len(actual) - len(set(used))} atoms of the defect cell sit on no lattice site",
-            "unfolding supports vacancies and substitutions only")
+            "unfolding supports vacancies and substitutions only",
+        )
     return mapping
 
 
-def unfold_path(phonon: Any, ideal: Atoms, mapping: list[int | None], repeat: tuple[int, int],
-                npoints: int, reciprocal_primitive: NDArray[np.float64],
-                ) -> tuple[NDArray, NDArray, NDArray, NDArray, list[str]]:
+def unfold_path(
+    phonon: Any,
+    ideal: Atoms,
+    mapping: list[int | None],
+    repeat: tuple[int, int],
+    npoints: int,
+    reciprocal_primitive: NDArray[np.float64],
+) -> tuple[NDArray, NDArray, NDArray, NDArray, list[str]]:
     """Unfolded frequencies and weights along Γ–M–K–Γ.
 
     Parameters
@@ -101,17 +106,33 @@ def unfold_path(phonon: Any, ideal: Atoms, mapping: list[int | None], repeat: tu
     unf = Unfolding(phonon, smat, ideal.get_scaled_positions(), mapping, q)
     unf.run()
     logger.info("unfolded %d q-points", len(q))
-    return (np.concatenate(dist), np.asarray(unf.frequencies), np.asarray(unf.unfolding_weights),
-            np.array(ticks), [lab for lab, _ in HEX_PATH])
+    return (
+        np.concatenate(dist),
+        np.asarray(unf.frequencies),
+        np.asarray(unf.unfolding_weights),
+        np.array(ticks),
+        [lab for lab, _ in HEX_PATH],
+    )
 
 
-def spectral_map(distances: NDArray, frequencies: NDArray, weights: NDArray,
-                 grid: NDArray[np.float64], sigma: float, tick_distances: NDArray,
-                 tick_labels: list[str]) -> SpectralMap:
+def spectral_map(
+    distances: NDArray,
+    frequencies: NDArray,
+    weights: NDArray,
+    grid: NDArray[np.float64],
+    sigma: float,
+    tick_distances: NDArray,
+    tick_labels: list[str],
+) -> SpectralMap:
     """Broaden unfolded modes into A(q, ω) on ``grid`` (THz) with Gaussians of width ``sigma``."""
     g = grid[None, None, :]
     f = frequencies[:, :, None]
     gauss = np.exp(-0.5 * ((g - f) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
     a = np.einsum("qm,qmf->qf", weights, gauss)
-    return SpectralMap(distances=distances, frequencies=grid, weights=a,
-                       tick_distances=tick_distances, tick_labels=tick_labels)
+    return SpectralMap(
+        distances=distances,
+        frequencies=grid,
+        weights=a,
+        tick_distances=tick_distances,
+        tick_labels=tick_labels,
+    )

@@ -44,6 +44,7 @@ class PhononSettings:
     sigma: float = 0.05
     pitch: float = 0.01
     unfold_npoints: int = 31
+    unfold_sigma: float = 0.1
     shell_width: float = 2.0
     localisation_radius: float = 4.0
     n_localised: int = 20
@@ -55,8 +56,15 @@ class PhononWorkflow:
 
     kind = ""
 
-    def __init__(self, atoms: Atoms, calculator: Any, engine: ForceEngine, outdir: str | Path,
-                 settings: PhononSettings | None = None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        atoms: Atoms,
+        calculator: Any,
+        engine: ForceEngine,
+        outdir: str | Path,
+        settings: PhononSettings | None = None,
+        progress: bool = True,
+    ) -> None:
         self.atoms = atoms
         self.calculator = calculator
         self.engine = engine
@@ -95,8 +103,9 @@ class PhononWorkflow:
             out = self.atoms.copy()
         else:
             with self.record.timer("relax"):
-                out = core.relax(self.atoms, self.calculator, fmax=fmax, cell=cell,
-                                 logfile=self.outdir / "relax.log")
+                out = core.relax(
+                    self.atoms, self.calculator, fmax=fmax, cell=cell, logfile=self.outdir / "relax.log"
+                )
         out.info["input_key"] = key
         self.outdir.mkdir(parents=True, exist_ok=True)
         write(path, out, format="extxyz")
@@ -106,24 +115,38 @@ class PhononWorkflow:
         self.phonon = core.make_phonopy(unitcell, repeat, symprec=symprec)
         with self.record.timer("forces"):
             n_new = core.produce_force_constants(
-                self.phonon, self.engine, self.outdir / "forces", self.settings.displacement,
-                self.settings.symmetrize, self.progress)
+                self.phonon,
+                self.engine,
+                self.outdir / "forces",
+                self.settings.displacement,
+                self.settings.symmetrize,
+                self.progress,
+            )
         disp = self.phonon.displacements if self.phonon.dataset else []
         self.record.results["displacements"] = len(disp)
         self.record.results["displacements_computed"] = n_new
-        self.phonon.save(self._out("phonopy_params", "phonopy_params.yaml"),
-                         settings={"force_constants": True})
+        self.phonon.save(
+            self._out("phonopy_params", "phonopy_params.yaml"), settings={"force_constants": True}
+        )
         return n_new
 
-    def _write_modes_table(self, modes: Modes, name: str, filename: str) -> None:
+    def _write_modes_table(
+        self, modes: Modes, name: str, filename: str, index: list[int] | None = None
+    ) -> None:
+        """Write a CSV table of modes (1-based mode index, THz, cm⁻¹, irrep, IPR, weight)."""
+        index = list(range(len(modes.frequencies))) if index is None else index
         with open(self._out(name, filename), "w", newline="") as fh:
             w = csv.writer(fh)
             cols = ["mode", "frequency_THz", "frequency_cm-1", "irrep"]
             extra = [c for c in ("ipr", "defect_weight") if len(getattr(modes, c))]
             w.writerow(cols + extra)
             for i, f in enumerate(modes.frequencies):
-                row = [i + 1, f"{f:.5f}", f"{f * THZ_TO_CM1:.3f}",
-                       modes.labels[i] if modes.labels else ""]
+                row = [
+                    index[i] + 1,
+                    f"{f:.5f}",
+                    f"{f * THZ_TO_CM1:.3f}",
+                    modes.labels[i] if modes.labels else "",
+                ]
                 w.writerow(row + [f"{getattr(modes, c)[i]:.5f}" for c in extra])
 
 
@@ -141,16 +164,17 @@ class PristinePhonons(PhononWorkflow):
             self.bands = core.band_path(self.phonon, s.npoints)
             self.phonon.write_yaml_band_structure(filename=self._out("band_yaml", "band.yaml"))
             self.bands.write(self._out("bands", "bands.npz"))
-            self.grid = core.frequency_grid(min(-0.5, self.bands.frequencies.min() - 0.2),
-                                            self.bands.frequencies.max() + 0.5, s.pitch)
-            freqs, self.atom_pdos = core.mesh_pdos(self.phonon, (s.mesh, s.mesh, 1), s.sigma,
-                                                   self.grid)
+            self.grid = core.frequency_grid(
+                min(-0.5, self.bands.frequencies.min() - 0.2), self.bands.frequencies.max() + 0.5, s.pitch
+            )
+            freqs, self.atom_pdos = core.mesh_pdos(self.phonon, (s.mesh, s.mesh, 1), s.sigma, self.grid)
             self.phonon.write_projected_dos(filename=self._out("pdos_dat", "projected_dos.dat"))
             symbols = list(self.phonon.primitive.symbols)
             self.dos = core.element_dos(symbols, freqs, self.atom_pdos, s.sigma, directions=True)
             self.dos.write(self._out("dos", "dos.npz"))
-            self.phonon.run_total_dos(sigma=s.sigma, freq_min=float(self.grid[0]),
-                                      freq_max=float(self.grid[-1]), freq_pitch=s.pitch)
+            self.phonon.run_total_dos(
+                sigma=s.sigma, freq_min=float(self.grid[0]), freq_max=float(self.grid[-1]), freq_pitch=s.pitch
+            )
             self.phonon.write_total_dos(filename=self._out("total_dos_dat", "total_dos.dat"))
             self.gamma = core.gamma_modes(self.phonon)
             self.gamma.write(self._out("gamma", "gamma_modes.npz"))
@@ -159,8 +183,9 @@ class PristinePhonons(PhononWorkflow):
             from mlff2d.phonons import plots
 
             with self.record.timer("figures"):
-                for ext, p in plots.plot_bands_pdos(self.bands, self.dos, self.gamma,
-                                                    self.outdir / "phonon_bands_pdos").items():
+                for ext, p in plots.plot_bands_pdos(
+                    self.bands, self.dos, self.gamma, self.outdir / "phonon_bands_pdos"
+                ).items():
                     self.output_files[f"phonon_bands_pdos_{ext}"] = p
         near = np.linalg.norm(self.bands.qpoints, axis=1) < 0.15
         self._results = {
@@ -168,9 +193,10 @@ class PristinePhonons(PhononWorkflow):
             "min_frequency_THz": float(self.bands.frequencies.min()),
             "min_frequency_near_gamma_THz": float(self.bands.frequencies[near].min()),
             "max_frequency_THz": float(self.bands.frequencies.max()),
-            "gamma_modes": [{"THz": round(float(f), 4), "cm-1": round(float(f) * THZ_TO_CM1, 2),
-                             "irrep": lab} for f, lab in zip(self.gamma.frequencies,
-                                                             self.gamma.labels, strict=True)],
+            "gamma_modes": [
+                {"THz": round(float(f), 4), "cm-1": round(float(f) * THZ_TO_CM1, 2), "irrep": lab}
+                for f, lab in zip(self.gamma.frequencies, self.gamma.labels, strict=True)
+            ],
         }
         self.record.results.update(self._results)
         return self._results
@@ -196,16 +222,26 @@ class DefectPhonons(PhononWorkflow):
 
     kind = "defect"
 
-    def __init__(self, atoms: Atoms, calculator: Any, engine: ForceEngine, outdir: str | Path,
-                 pristine: PristinePhonons, settings: PhononSettings | None = None,
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        atoms: Atoms,
+        calculator: Any,
+        engine: ForceEngine,
+        outdir: str | Path,
+        pristine: PristinePhonons,
+        settings: PhononSettings | None = None,
+        progress: bool = True,
+    ) -> None:
         if "defect_center" not in atoms.info:
-            raise StructureError("the defect cell has no info['defect_center']",
-                                 "build it with `mlff2d structure --defect ...`")
+            raise StructureError(
+                "the defect cell has no info['defect_center']",
+                "build it with `mlff2d structure --defect ...`",
+            )
         self.pristine = pristine
         self.repeat = _repeat_of(atoms, pristine.relaxed)
-        super().__init__(_on_lattice(atoms, pristine.relaxed, self.repeat), calculator, engine,
-                         outdir, settings, progress)
+        super().__init__(
+            _on_lattice(atoms, pristine.relaxed, self.repeat), calculator, engine, outdir, settings, progress
+        )
 
     def run(self) -> dict[str, Any]:
         """Relax positions, force constants, Γ localisation, DOS, shells, unfolding; write."""
@@ -229,10 +265,13 @@ class DefectPhonons(PhononWorkflow):
             "repeat": list(self.repeat),
             "min_frequency_THz": float(self.modes.frequencies.min()),
             "most_localised_modes": [
-                {"THz": round(float(self.modes.frequencies[i]), 4),
-                 "ipr": round(float(self.modes.ipr[i]), 4),
-                 "defect_weight": round(float(self.modes.defect_weight[i]), 4)}
-                for i in order[:5]],
+                {
+                    "THz": round(float(self.modes.frequencies[i]), 4),
+                    "ipr": round(float(self.modes.ipr[i]), 4),
+                    "defect_weight": round(float(self.modes.defect_weight[i]), 4),
+                }
+                for i in order[:5]
+            ],
         }
         self.record.results.update(self._results)
         return self._results
@@ -243,23 +282,29 @@ class DefectPhonons(PhononWorkflow):
         freqs = np.asarray(self.phonon.qpoints.frequencies[0])
         w = local.atom_weights(np.asarray(self.phonon.qpoints.eigenvectors[0]))
         self.distances = local.distances_from(self.relaxed, center)
-        modes = Modes(frequencies=freqs, labels=[""] * len(freqs), ipr=local.ipr(w),
-                      defect_weight=local.defect_weight(w, self.distances,
-                                                        s.localisation_radius))
+        modes = Modes(
+            frequencies=freqs,
+            labels=[""] * len(freqs),
+            ipr=local.ipr(w),
+            defect_weight=local.defect_weight(w, self.distances, s.localisation_radius),
+        )
         modes.write(self._out("gamma", "gamma_modes.npz"))
         self._write_modes_table(modes, "gamma_table", "gamma_modes.csv")
-        order = [i for i in np.argsort(-modes.defect_weight) if freqs[i] > 0.5][:s.n_localised]
-        loc = Modes(frequencies=freqs[order], labels=[""] * len(order), ipr=modes.ipr[order],
-                    defect_weight=modes.defect_weight[order])
-        self._write_modes_table(loc, "localised_modes", "localised_modes.csv")
+        order = [i for i in np.argsort(-modes.defect_weight) if freqs[i] > 0.5][: s.n_localised]
+        loc = Modes(
+            frequencies=freqs[order],
+            labels=[""] * len(order),
+            ipr=modes.ipr[order],
+            defect_weight=modes.defect_weight[order],
+        )
+        self._write_modes_table(loc, "localised_modes", "localised_modes.csv", index=order)
         return modes
 
     def _dos_and_shells(self, ideal: Atoms, center: np.ndarray) -> None:
         s = self.settings
         p = self.pristine
         fmax = max(p.grid[-1], float(self.modes.frequencies.max()) + 0.5)
-        self.grid = core.frequency_grid(min(p.grid[0], self.modes.frequencies.min() - 0.2),
-                                        fmax, s.pitch)
+        self.grid = core.frequency_grid(min(p.grid[0], self.modes.frequencies.min() - 0.2), fmax, s.pitch)
         k = s.defect_mesh
         freqs, pd = core.mesh_pdos(self.phonon, (k, k, 1), s.sigma, self.grid)
         self.phonon.write_projected_dos(filename=self._out("pdos_dat", "projected_dos.dat"))
@@ -268,9 +313,13 @@ class DefectPhonons(PhononWorkflow):
         self.dos.write(self._out("dos", "dos.npz"))
         prim_pd = p.atom_pdos_on(self.grid)
         n_prim = len(p.relaxed)
-        self.pristine_dos = core.element_dos(list(p.relaxed.get_chemical_symbols()), freqs,
-                                             np.repeat(prim_pd[:, None, :] / 3, 3, axis=1),
-                                             s.sigma, directions=False)
+        self.pristine_dos = core.element_dos(
+            list(p.relaxed.get_chemical_symbols()),
+            freqs,
+            np.repeat(prim_pd[:, None, :] / 3, 3, axis=1),
+            s.sigma,
+            directions=False,
+        )
         self.pristine_dos.write(self._out("pristine_dos", "pristine_dos.npz"))
         d_ideal = local.distances_from(ideal, center)
         edges = local.shell_edges(np.concatenate([self.distances, d_ideal]), s.shell_width)
@@ -285,9 +334,9 @@ class DefectPhonons(PhononWorkflow):
         mapping = unfold.site_mapping(ideal, self.relaxed)
         rec = self.pristine.relaxed.cell.reciprocal()
         dist, freqs, weights, ticks, labels = unfold.unfold_path(
-            self.phonon, ideal, mapping, self.repeat, s.unfold_npoints, np.asarray(rec))
-        self.unfolded = unfold.spectral_map(dist, freqs, weights, self.grid, max(s.sigma, 0.05),
-                                            ticks, labels)
+            self.phonon, ideal, mapping, self.repeat, s.unfold_npoints, np.asarray(rec)
+        )
+        self.unfolded = unfold.spectral_map(dist, freqs, weights, self.grid, s.unfold_sigma, ticks, labels)
         self.unfolded.write(self._out("unfolded", "unfolded.npz"))
 
     def _figures(self) -> None:
@@ -297,10 +346,15 @@ class DefectPhonons(PhononWorkflow):
         with self.record.timer("figures"):
             made = {
                 f"compare_{n}x{m}_band_pdos": plots.plot_compare_band_pdos(
-                    self.pristine.bands, self.unfolded, self.pristine_dos, self.dos,
-                    self.outdir / f"compare_{n}x{m}_band_pdos"),
+                    self.pristine.bands,
+                    self.unfolded,
+                    self.pristine_dos,
+                    self.dos,
+                    self.outdir / f"compare_{n}x{m}_band_pdos",
+                ),
                 "local_pdos_overview": plots.plot_local_pdos(
-                    self.pristine_shells, self.shells, self.outdir / "local_pdos_overview"),
+                    self.pristine_shells, self.shells, self.outdir / "local_pdos_overview"
+                ),
                 "ipr": plots.plot_ipr(self.modes, len(self.relaxed), self.outdir / "ipr"),
             }
             for name, files in made.items():
@@ -309,13 +363,15 @@ class DefectPhonons(PhononWorkflow):
 
 
 def _repeat_of(defect: Atoms, primitive: Atoms) -> tuple[int, int]:
-    """The N×M repetition of ``primitive`` that ``defect`` is a supercell of."""
+    """Return the N×M repetition of ``primitive`` that ``defect`` is a supercell of."""
     ratio = defect.cell.lengths()[:2] / primitive.cell.lengths()[:2]
     rep = np.rint(ratio).astype(int)
-    if np.any(np.abs(ratio - rep) > 0.1) or np.any(rep < 1):
-        raise StructureError(f"the defect cell is not an N×M supercell of the primitive cell "
-                             f"(ratios {ratio.round(3).tolist()})",
-                             "build it with `mlff2d structure --supercell N M --defect ...`")
+    if np.any(rep < 1) or np.any(np.abs(ratio / np.maximum(rep, 1) - 1) > 0.05):
+        raise StructureError(
+            f"the defect cell is not an N×M supercell of the primitive cell "
+            f"(ratios {ratio.round(3).tolist()})",
+            "build it with `mlff2d structure --supercell N M --defect ...`",
+        )
     return int(rep[0]), int(rep[1])
 
 
@@ -332,5 +388,12 @@ def _on_lattice(defect: Atoms, primitive: Atoms, repeat: tuple[int, int]) -> Ato
     return a
 
 
-__all__ = ["DOS", "BandStructure", "DefectPhonons", "PhononSettings", "PristinePhonons",
-           "ShellPDOS", "SpectralMap"]
+__all__ = [
+    "DOS",
+    "BandStructure",
+    "DefectPhonons",
+    "PhononSettings",
+    "PristinePhonons",
+    "ShellPDOS",
+    "SpectralMap",
+]
