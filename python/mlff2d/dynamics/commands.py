@@ -120,9 +120,9 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 @click.option(
     "--shell-width",
     type=float,
-    default=3.0,
+    default=2.0,
     show_default=True,
-    help="Radial shell width (Å) around defect_center: shells [k w, (k+1) w).",
+    help="Radial shell width (Å) around defect_center: shells [k w, (k+1) w), as `mlff2d phonons`.",
 )
 @click.option(
     "--method",

@@ -116,7 +116,7 @@ class VDOSSettings:
     """
 
     n_windows: int = 4
-    shell_width: float = 3.0
+    shell_width: float = 2.0
     method: str = "auto"
     smearing_thz: float = 0.05
 
