@@ -173,7 +173,13 @@ def vdos(
     import numpy as np
 
     from mlff2d.dynamics import plots
-    from mlff2d.dynamics.vdos import VDOSSettings, compare_peaks, compute_vdos, load_harmonic_dos
+    from mlff2d.dynamics.vdos import (
+        VDOSSettings,
+        compare_peaks,
+        compute_vdos,
+        load_harmonic_dos,
+        load_harmonic_shells,
+    )
     from mlff2d.runinfo import RunRecord, write_summary
 
     if _done(output, "vdos.npz", force):
@@ -222,7 +228,8 @@ def vdos(
             )
     with rec.timer("plots"):
         figs = plots.plot_vdos_vs_harmonic(res, h, output, peaks)
-        figs += plots.plot_vdos_radial(res, output)
+        shells = load_harmonic_shells(harmonic) if harmonic is not None else None
+        figs += plots.plot_vdos_radial(res, output, shells)
     rec.outputs.update({p.name: str(p) for p in figs})
     rec.results = {
         "method": res.method,

@@ -90,8 +90,12 @@ def plot_vdos_vs_harmonic(
     return save_figure(fig, outdir, "vdos_vs_harmonic")
 
 
-def plot_vdos_radial(vdos: VDOSResult, outdir: str | Path) -> list[Path]:
-    """VDOS per atom of each radial shell around the defect, offset for clarity."""
+def plot_vdos_radial(vdos: VDOSResult, outdir: str | Path, harmonic_shells: dict | None = None) -> list[Path]:
+    """VDOS per atom of each radial shell around the defect, offset for clarity.
+
+    ``harmonic_shells`` (from :func:`mlff2d.dynamics.vdos.load_harmonic_shells`) overlays the
+    harmonic local PDOS per atom of the same shells (dashed) where the shell edges agree.
+    """
     plt = _plt()
     n = len(vdos.shell_counts)
     fig, ax = plt.subplots(figsize=(6, 1.2 + 0.7 * n))
@@ -106,6 +110,10 @@ def plot_vdos_radial(vdos: VDOSResult, outdir: str | Path) -> list[Path]:
         color = plt.cm.viridis(k / max(n - 1, 1))
         ax.plot(f, y + y0, color=color, lw=1.0)
         ax.fill_between(f, y - e + y0, y + e + y0, color=color, alpha=0.3, lw=0)
+        h = harmonic_shells
+        if h is not None and k < len(h["counts"]) and np.isclose(h["edges"][k], vdos.shell_edges[k]):
+            if h["counts"][k] > 0:
+                ax.plot(h["frequencies"], h["pdos"][k] / h["counts"][k] + y0, color="k", lw=0.6, ls="--")
         lo, hi = vdos.shell_edges[k], vdos.shell_edges[k + 1]
         ax.text(
             0.99,
@@ -120,7 +128,8 @@ def plot_vdos_radial(vdos: VDOSResult, outdir: str | Path) -> list[Path]:
     ax.set_xlabel("Frequency (THz)")
     ax.set_ylabel("VDOS per atom (offset by shell)")
     add_cm1_axis(ax, "x")
-    ax.set_title("VDOS by distance from the defect (grey: cell average)", fontsize=9)
+    extra = ", dashed: harmonic local PDOS" if harmonic_shells is not None else ""
+    ax.set_title(f"VDOS by distance from the defect (grey: cell average{extra})", fontsize=9)
     return save_figure(fig, outdir, "vdos_radial")
 
 

@@ -329,6 +329,23 @@ def load_harmonic_dos(path: str | Path, grid: NDArray[np.float64], sigma: float,
     return h
 
 
+def load_harmonic_shells(path: str | Path) -> dict[str, NDArray[np.float64]] | None:
+    """Read the harmonic local PDOS per radial shell written by ``mlff2d phonons``, if any.
+
+    ``path`` is its output folder (``defect/local_pdos_defect.npz``) or that ``.npz``; returns
+    ``{"frequencies" (n_f,) THz, "edges" (n_shells + 1,) Å, "pdos" (n_shells, n_f) states/THz,
+    "counts" (n_shells,)}`` or None.
+    """
+    p = Path(path)
+    cand = p / "defect" / "local_pdos_defect.npz" if p.is_dir() else p
+    if not cand.is_file() or cand.suffix != ".npz":
+        return None
+    with np.load(cand, allow_pickle=False) as data:
+        if not {"frequencies", "edges", "pdos", "counts"} <= set(data.files):
+            return None
+        return {k: data[k] for k in ("frequencies", "edges", "pdos", "counts")}
+
+
 # -- peaks ---------------------------------------------------------------------------------------
 
 
