@@ -224,15 +224,21 @@ def _drop_cache_keys(atoms: Atoms) -> Atoms:
 
 
 def label_timings(frames: list[Atoms]) -> dict[str, Any]:
-    """Wall time of the labels (``info["wall_s"]``, s): total and per cell size and k-point grid."""
-    groups: dict[str, list[float]] = {}
+    """Label times (``info["wall_s"]``, ``info["cpu_s"]``, s): total, per cell size and k grid."""
+    groups: dict[str, list[tuple[float, float]]] = {}
     for a in frames:
         if "wall_s" in a.info:
             key = f"{len(a)} atoms" + (f", k {a.info['kpts']}" if "kpts" in a.info else "")
-            groups.setdefault(key, []).append(float(a.info["wall_s"]))
-    per = {k: {"n": len(v), "mean_s": round(float(np.mean(v)), 1), "max_s": round(float(np.max(v)), 1)}
-           for k, v in sorted(groups.items())}
-    return {"total_wall_s": round(float(sum(sum(v) for v in groups.values())), 1), "per_size": per}
+            groups.setdefault(key, []).append((float(a.info["wall_s"]), float(a.info.get("cpu_s", np.nan))))
+    per = {}
+    for k, v in sorted(groups.items()):
+        wall, cpu = np.array(v).T
+        per[k] = {"n": len(v), "mean_wall_s": round(float(wall.mean()), 1),
+                  "max_wall_s": round(float(wall.max()), 1)}
+        if np.isfinite(cpu).any():
+            per[k]["mean_cpu_s"] = round(float(np.nanmean(cpu)), 1)
+    total = sum(w for v in groups.values() for w, _ in v)
+    return {"total_wall_s": round(float(total), 1), "per_size": per}
 
 
 def build_dataset(recipe_path: str | Path, outdir: str | Path, store: str | Path | None = None,

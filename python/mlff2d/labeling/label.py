@@ -46,12 +46,14 @@ class LabelReport:
     wall_s: float = 0.0
 
 
-def attach_labels(atoms: Atoms, labeller: Labeller, wall_s: float, calc: Calculator | None = None) -> Atoms:
+def attach_labels(atoms: Atoms, labeller: Labeller, wall_s: float, calc: Calculator | None = None,
+                  cpu_s: float | None = None) -> Atoms:
     """A copy of ``atoms`` carrying the calculator results as ``REF_*`` keys.
 
     ``REF_energy`` (eV), ``REF_forces`` (eV/Å, per atom), ``REF_stress`` (eV/Å³, Voigt
     xx yy zz yz xz xy, if the calculator gives it), plus ``source``, ``settings_hash`` and
-    ``wall_s``. ``calc`` is the calculator holding the results (default ``labeller.calc``).
+    ``wall_s`` (and ``cpu_s``, the CPU time of this process, which does not depend on how busy the
+    machine was). ``calc`` is the calculator holding the results (default ``labeller.calc``).
     """
     calc = labeller.calc if calc is None else calc
     out = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
@@ -64,6 +66,8 @@ def attach_labels(atoms: Atoms, labeller: Labeller, wall_s: float, calc: Calcula
     out.info["source"] = labeller.source
     out.info["settings_hash"] = labeller.settings_hash
     out.info["wall_s"] = round(wall_s, 4)
+    if cpu_s is not None:
+        out.info["cpu_s"] = round(cpu_s, 4)
     return out
 
 
@@ -144,7 +148,7 @@ def label_structures(
                 bar.advance(task)
                 continue
             work = atoms.copy()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 calc = labeller.compute(work, store.workdir(key))
             except Exception as exc:  # noqa: BLE001 - every failure is recorded with its reason
@@ -154,11 +158,12 @@ def label_structures(
                 logger.warning("label %s failed: %s", key, reason)
                 rep.failed += 1
             else:
-                wall = time.perf_counter() - t0
-                store.write(key, attach_labels(work, labeller, wall, calc))
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+                store.write(key, attach_labels(work, labeller, wall, calc, cpu))
                 rep.computed += 1
-                logger.info("label %s: %s, %d atoms, %.1f s (%d/%d done)", key, atoms.info.get("config_type", "?"),
-                            len(atoms), wall, rep.computed + rep.failed, len(todo))
+                logger.info("label %s: %s, %d atoms, %.1f s wall, %.1f s CPU (%d/%d done)", key,
+                            atoms.info.get("config_type", "?"), len(atoms), wall, cpu,
+                            rep.computed + rep.failed, len(todo))
             bar.advance(task)
     rep.wall_s = time.perf_counter() - t_all
     return rep
