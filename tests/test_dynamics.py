@@ -375,12 +375,5 @@ def test_mace_plugin_same_commands(tmp_path, request):
 
 
 def _exported_model(tmp_path, request):
-    """The trained quick model of tests/conftest.py if there is one, else an untrained MACE."""
-    try:
-        model = request.getfixturevalue("quick_model_lammps")
-        return model
-    except pytest.FixtureLookupError:
-        pass
-    from mlff2d.lammps.toymodel import random_mace, save_lammps_model
-
-    return save_lammps_model(random_mace(), tmp_path / "toy.model-lammps.pt")
+    """The exported quick model (trained on SW labels, tests/conftest.py)."""
+    return request.getfixturevalue("quick_model").lammps_model
