@@ -50,13 +50,11 @@ def load_phonopy(path: str | Path) -> Any:
 
     A folder of ``mlff2d phonons`` holds the pristine result in ``pristine/``.
     """
-    import phonopy
-
     p = Path(path)
     candidates = [p] if p.is_file() else [p / "phonopy_params.yaml", p / "pristine" / "phonopy_params.yaml"]
     for c in candidates:
         if c.is_file():
-            return phonopy.load(c, produce_fc=True, log_level=0)
+            return core.load_phonopy_file(c)
     raise InputError(
         f"no phonopy_params.yaml in {p}", "pass a phonopy_params.yaml or an `mlff2d phonons` output folder"
     )

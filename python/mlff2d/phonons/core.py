@@ -143,6 +143,35 @@ def produce_force_constants(
     return n_new
 
 
+def save_phonopy(phonon: Any, path: str | Path) -> None:
+    """Write ``phonopy_params.yaml`` and the force constants as ``force_constants.hdf5`` beside it.
+
+    Without a displacement dataset (the Hessian route) the force constants also go into the
+    YAML file. Continue with Phonopy: ``phonopy.load("phonopy_params.yaml",
+    force_constants_filename="force_constants.hdf5")``.
+    """
+    from phonopy.file_IO import write_force_constants_to_hdf5
+
+    path = Path(path)
+    has_dataset = phonon.dataset is not None and bool(phonon.dataset)
+    phonon.save(path, settings={"force_constants": not has_dataset})
+    write_force_constants_to_hdf5(
+        phonon.force_constants,
+        filename=str(path.parent / "force_constants.hdf5"),
+        p2s_map=phonon.primitive.p2s_map,
+    )
+
+
+def load_phonopy_file(path: str | Path) -> Any:
+    """Load ``phonopy_params.yaml`` with ``force_constants.hdf5`` from the same folder if present."""
+    import phonopy
+
+    path = Path(path)
+    fc = path.parent / "force_constants.hdf5"
+    kwargs = {"force_constants_filename": str(fc)} if fc.is_file() else {}
+    return phonopy.load(path, produce_fc=True, log_level=0, **kwargs)
+
+
 def band_path(phonon: Any, npoints: int = 51) -> BandStructure:
     """Band structure along Γ–M–K–Γ."""
     from phonopy.phonon.band_structure import get_band_qpoints_and_path_connections

@@ -125,9 +125,8 @@ class PhononWorkflow:
         disp = self.phonon.displacements if self.phonon.dataset else []
         self.record.results["displacements"] = len(disp)
         self.record.results["displacements_computed"] = n_new
-        self.phonon.save(
-            self._out("phonopy_params", "phonopy_params.yaml"), settings={"force_constants": True}
-        )
+        core.save_phonopy(self.phonon, self._out("phonopy_params", "phonopy_params.yaml"))
+        self.output_files["force_constants"] = self.outdir / "force_constants.hdf5"
         return n_new
 
     def _write_modes_table(
