@@ -36,10 +36,10 @@ def _snapshot(store: Path) -> dict[str, tuple[int, bytes]]:
     return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in store.glob("*.extxyz")}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_killed_label_run_resumes_without_loss_or_rework(tmp_path, sig):
     """Kill `mlff2d label` after some labels landed; the re-run computes exactly the rest."""
-    n = 400
+    n = 120
     cells = tmp_path / "cells.extxyz"
     write(cells, _cells(n), format="extxyz")
     store = tmp_path / "store"
