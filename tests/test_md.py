@@ -24,10 +24,40 @@ def _fresh_env() -> dict[str, str]:
 
 
 def test_in_wse2_defect_runs_from_fresh_shell_with_model(mace_plugin, toy_mace, tmp_path):
-    cmd = [str(LMP), "-in", "lammps_inputs/in.wse2_defect", "-var", "model", str(toy_mace.lammps_model),
-           "-var", "nx", "4", "-var", "ny", "4", "-var", "minimize", "0", "-var", "equil", "10",
-           "-var", "steps", "10", "-var", "dump_every", "5", "-var", "thermo", "5",
-           "-var", "prefix", f"{tmp_path}/", "-log", str(tmp_path / "log.lammps")]
+    cmd = [
+        str(LMP),
+        "-in",
+        "lammps_inputs/in.wse2_defect",
+        "-var",
+        "model",
+        str(toy_mace.lammps_model),
+        "-var",
+        "nx",
+        "4",
+        "-var",
+        "ny",
+        "4",
+        "-var",
+        "minimize",
+        "0",
+        "-var",
+        "equil",
+        "10",
+        "-var",
+        "steps",
+        "10",
+        "-var",
+        "dump_every",
+        "5",
+        "-var",
+        "thermo",
+        "5",
+        "-var",
+        "prefix",
+        f"{tmp_path}/",
+        "-log",
+        str(tmp_path / "log.lammps"),
+    ]
     res = subprocess.run(cmd, cwd=REPO, env=_fresh_env(), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert "pair_style mace: model" in res.stdout
@@ -48,8 +78,14 @@ def test_in_wse2_defect_needs_a_model(tmp_path):
 
 @pytest.mark.parametrize(
     ("defect", "n_w", "n_se"),
-    [("none", 16, 32), ("V_Se", 16, 31), ("V_Se2", 16, 30), ("V_W", 15, 32), ("Se_W", 15, 33),
-     ("W_Se", 17, 31)],
+    [
+        ("none", 16, 32),
+        ("V_Se", 16, 31),
+        ("V_Se2", 16, 30),
+        ("V_W", 15, 32),
+        ("Se_W", 15, 33),
+        ("W_Se", 17, 31),
+    ],
 )
 def test_lammps_builder_defects(tmp_path, defect, n_w, n_se):
     """The 4x4 cell built by LAMMPS alone, with each defect (SW, zero-step stages)."""
@@ -59,26 +95,64 @@ def test_lammps_builder_defects(tmp_path, defect, n_w, n_se):
         "group W type 1\ngroup Se type 2\n"
         'print "COUNT $(count(W)) $(count(Se))"\n'
     )
-    res = run_lammps(script, {"pair": "sw", "nx": 4, "ny": 4, "defect": defect, "minimize": 0,
-                              "equil": 0, "steps": 0, "dump_every": 0, "prefix": f"{tmp_path}/"},
-                     cwd=tmp_path)
+    res = run_lammps(
+        script,
+        {
+            "pair": "sw",
+            "nx": 4,
+            "ny": 4,
+            "defect": defect,
+            "minimize": 0,
+            "equil": 0,
+            "steps": 0,
+            "dump_every": 0,
+            "prefix": f"{tmp_path}/",
+        },
+        cwd=tmp_path,
+    )
     assert f"COUNT {n_w} {n_se}" in res.output
 
 
 def test_pristine_and_bench_inputs(tmp_path):
-    for name, n_atoms, extra in (("in.wse2_pristine", 48, {"steps": 20, "equil": 10, "dump_every": 0}),
-                                 ("in.bench", 47, {})):
-        res = run_lammps(inputs_dir() / name, {"inputs": inputs_dir(), "pair": "sw", "nx": 4, "ny": 4,
-                                               "prefix": f"{tmp_path}/", **extra}, cwd=tmp_path)
+    for name, n_atoms, extra in (
+        ("in.wse2_pristine", 48, {"steps": 20, "equil": 10, "dump_every": 0}),
+        ("in.bench", 47, {}),
+    ):
+        res = run_lammps(
+            inputs_dir() / name,
+            {"inputs": inputs_dir(), "pair": "sw", "nx": 4, "ny": 4, "prefix": f"{tmp_path}/", **extra},
+            cwd=tmp_path,
+        )
         assert f"SYSTEM: {n_atoms} atoms" in res.output
         assert res.loop_times()[-1]["steps"] == extra.get("steps", 20)
 
 
 def test_mlff2d_md_sw_resume_and_dynasor(tmp_path, capsys):
     out = tmp_path / "md"
-    args = ["-q", "md", "WSe2", "--supercell", "6", "6", "--defect", "V_Se", "--pair", "sw",
-            "--equil-steps", "100", "--steps", "200", "--dump-every", "4", "--thermo", "20",
-            "-T", "100", "-o", str(out)]
+    args = [
+        "-q",
+        "md",
+        "WSe2",
+        "--supercell",
+        "6",
+        "6",
+        "--defect",
+        "V_Se",
+        "--pair",
+        "sw",
+        "--equil-steps",
+        "100",
+        "--steps",
+        "200",
+        "--dump-every",
+        "4",
+        "--thermo",
+        "20",
+        "-T",
+        "100",
+        "-o",
+        str(out),
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "Nyquist 125.00 THz, resolution 5.0000 THz" in text
@@ -100,8 +174,13 @@ def test_mlff2d_md_sw_resume_and_dynasor(tmp_path, capsys):
 
     from dynasor import Trajectory
 
-    traj = Trajectory(str(out / "traj.extxyz"), trajectory_format="extxyz", length_unit="Angstrom",
-                      time_unit="ps", atomic_indices="read_from_trajectory")
+    traj = Trajectory(
+        str(out / "traj.extxyz"),
+        trajectory_format="extxyz",
+        length_unit="Angstrom",
+        time_unit="ps",
+        atomic_indices="read_from_trajectory",
+    )
     frames = list(traj)
     assert len(frames) == 51
     v = frames[0].velocities_by_type
@@ -111,9 +190,34 @@ def test_mlff2d_md_sw_resume_and_dynasor(tmp_path, capsys):
 
 def test_mlff2d_md_mace_short(mace_plugin, toy_mace, tmp_path):
     out = tmp_path / "md"
-    assert main(["-q", "md", "WSe2", "--supercell", "4", "4", "--pair", "mace", "--model",
-                 str(toy_mace.lammps_model), "--no-minimize", "--equil-steps", "10", "--steps", "10",
-                 "--dump-every", "5", "--thermo", "5", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "md",
+                "WSe2",
+                "--supercell",
+                "4",
+                "4",
+                "--pair",
+                "mace",
+                "--model",
+                str(toy_mace.lammps_model),
+                "--no-minimize",
+                "--equil-steps",
+                "10",
+                "--steps",
+                "10",
+                "--dump-every",
+                "5",
+                "--thermo",
+                "5",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     r = yaml.safe_load((out / "summary.yaml").read_text())["results"]
     assert r["frames"] == 3 and r["n_atoms"] == 47
     assert "pair_style mace: periodic-image" in (out / "lammps.out").read_text()

