@@ -83,6 +83,15 @@ def test_cli_writes_all_files_and_figures(sw_run):
     assert "pristine.phonon_bands_pdos_png" in summary["outputs"]
 
 
+def test_rerun_is_noop(sw_run, capsys):
+    before = (sw_run / "summary.yaml").read_text()
+    args = ["-q", "phonons", "WSe2", "--calculator", "sw", "--defect", "V_Se"]
+    args += ["--defect-supercell", "4", "4", "--mesh", "18", "--unfold-npoints", "11", "-o", str(sw_run)]
+    assert main(args) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert (sw_run / "summary.yaml").read_text() == before
+
+
 def test_sw_pristine_phonons_are_sane(sw_run):
     bands = BandStructure.read(sw_run / "pristine" / "bands.npz")
     near = np.linalg.norm(bands.qpoints, axis=1) < 0.15

@@ -166,6 +166,13 @@ def run(
     )
     if model:
         rec.inputs["model"] = str(model)
+    if Path(structure).is_file():
+        rec.inputs["structure"] = structure
+    if defect_structure:
+        rec.inputs["defect_structure"] = str(defect_structure)
+    if not force and _finished(output, rec):
+        click.echo(f"{output} is finished with the same settings; nothing to do (use --force to redo)")
+        return
     calc, eng = build_calculator_and_engine(calculator, model, engine, device, batch_size)
     prim = _primitive(structure, rec)
     pristine = PristinePhonons(prim, calc, eng, output / "pristine", s)
@@ -186,6 +193,26 @@ def run(
     rec.config["engine_resolved"] = eng.describe()  # with the tuned batch size
     path = write_summary(output, rec)
     click.echo(f"wrote {path}")
+
+
+def _finished(output: Path, rec: Any) -> bool:
+    """Check for a finished run in ``output`` with the same config and input files."""
+    import yaml
+
+    from mlff2d.config import to_dict
+    from mlff2d.runinfo import file_hash
+
+    path = output / "summary.yaml"
+    if not path.is_file():
+        return False
+    old = yaml.safe_load(path.read_text())
+    config = dict(old.get("config", {}))
+    config.pop("engine_resolved", None)
+    same_inputs = all(
+        (old.get("inputs", {}).get(k) or {}).get("sha256") == file_hash(v) for k, v in rec.inputs.items()
+    )
+    outputs = [Path(p) for p in old.get("outputs", {}).values()]
+    return config == to_dict(rec.config) and same_inputs and all(p.exists() for p in outputs)
 
 
 def build_calculator_and_engine(
