@@ -90,18 +90,20 @@ def plot_vdos_vs_harmonic(
     return save_figure(fig, outdir, "vdos_vs_harmonic")
 
 
-def plot_vdos_radial(vdos: VDOSResult, outdir: str | Path, harmonic_shells: dict | None = None) -> list[Path]:
-    """VDOS per atom of each radial shell around the defect, offset for clarity.
+def plot_vdos_radial(
+    vdos: VDOSResult, outdir: str | Path, harmonic_shells: dict | None = None, max_shells: int = 12
+) -> list[Path]:
+    """VDOS per atom of the ``max_shells`` innermost radial shells around the defect, offset.
 
     ``harmonic_shells`` (from :func:`mlff2d.dynamics.vdos.load_harmonic_shells`) overlays the
     harmonic local PDOS per atom of the same shells (dashed) where the shell edges agree.
     """
     plt = _plt()
-    n = len(vdos.shell_counts)
+    n = min(len(vdos.shell_counts), max_shells)
     fig, ax = plt.subplots(figsize=(6, 1.2 + 0.7 * n))
     f = vdos.frequencies
     per_atom_total = vdos.total / vdos.n_atoms
-    offset = 1.1 * float(np.max(vdos.shell_dos / np.maximum(vdos.shell_counts, 1)[:, None]))
+    offset = 1.1 * float(np.max(vdos.shell_dos[:n] / np.maximum(vdos.shell_counts[:n], 1)[:, None]))
     for k in range(n):
         c = max(int(vdos.shell_counts[k]), 1)
         y0 = k * offset
