@@ -155,6 +155,26 @@ def test_unfolding_pristine_6x6_reproduces_primitive_bands(sw_run):
         np.testing.assert_allclose(np.sort(freqs[iq, on]), ref[iq], atol=1e-4)
 
 
+def test_fast_unfolding_weights_equal_phonopy(sw_run):
+    from ase.io import read
+    from phonopy.unfolding.core import Unfolding
+
+    from mlff2d.phonons.unfold import fast_unfolding_class
+
+    ph = load_phonopy(sw_run / "defect" / "phonopy_params.yaml")
+    relaxed = read(sw_run / "defect" / "relaxed.extxyz")
+    ideal = read(sw_run / "pristine" / "relaxed.extxyz").repeat((4, 4, 1))
+    ideal.set_cell(relaxed.cell, scale_atoms=False)
+    mapping = site_mapping(ideal, relaxed)
+    assert mapping.count(None) == 1
+    q = [[0.1, 0.0, 0.0], [0.2, 0.1, 0.0], [1 / 3, 1 / 3, 0.0]]
+    args = (np.diag([4, 4, 1]), ideal.get_scaled_positions(), mapping, q)
+    ref, fast = Unfolding(ph, *args), fast_unfolding_class()(ph, *args)
+    ref.run()
+    fast.run()
+    np.testing.assert_allclose(fast.unfolding_weights, ref.unfolding_weights, atol=1e-10)
+
+
 def test_force_cache_resumes_after_interruption(tmp_path):
     cell = make_defect(supercell(monolayer("WSe2"), 3, 3), "V_Se")
     ph = core.make_phonopy(cell, (1, 1), symprec=1e-4)

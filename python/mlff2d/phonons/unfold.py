@@ -53,6 +53,50 @@ def site_mapping(ideal: Atoms, actual: Atoms, tolerance: float = 0.6) -> list[in
     return mapping
 
 
+def fast_unfolding_class() -> type:
+    """Return a subclass of phonopy's ``Unfolding`` with a cheaper, equivalent weight sum.
+
+    Phonopy sums phase-shifted eigenvectors over all N translations for every site, touching
+    the whole (3 n, 3 n) eigenvector matrix N times per q-point. Sites related by a lattice
+    translation get the same squared amplitude (the phases are characters of the translation
+    group), so the sum over one site per translation orbit, times N, is the same weight at 1/N
+    of the cost. Only the weight sum is replaced; phonopy does everything else.
+    """
+    from phonopy.unfolding.core import Unfolding
+
+    class FastUnfolding(Unfolding):
+        _reps: NDArray[np.int64] | None = None
+
+        def _representatives(self) -> NDArray[np.int64]:
+            if self._reps is None:
+                seen = np.zeros(len(self._ideal_positions), dtype=bool)
+                reps = []
+                for j in range(len(seen)):
+                    if not seen[j]:
+                        reps.append(j)
+                        seen[self._index_map_inv[:, j]] = True
+                self._reps = np.array(reps, dtype=np.int64)
+            return self._reps
+
+        def _get_unfolding_weights(self) -> NDArray[np.float64]:
+            q_p = self._qpoints_p[self._q_count]
+            q_s = self._qpoints_s[self._q_count]
+            diff = q_p - np.dot(q_s, np.linalg.inv(self._supercell_matrix))
+            G = self._comm_points[0]
+            for G in self._comm_points:  # noqa: B007 - the loop finds G
+                d = diff - G
+                d -= np.rint(d)
+                if (np.abs(d) < 1e-5).all():
+                    break
+            phases = np.exp(2j * np.pi * np.dot(self._trans_p, G))
+            idx = self._atom_mapping[self._index_map_inv[:, self._representatives()]]
+            rows = (idx[:, :, None] * 3 + np.arange(3)).reshape(len(phases), -1)
+            e = np.tensordot(phases, self._eigvecs[rows], axes=(0, 0)) / self._N
+            return self._N * (np.abs(e) ** 2).sum(axis=0)
+
+    return FastUnfolding
+
+
 def unfold_path(
     phonon: Any,
     ideal: Atoms,
@@ -90,8 +134,6 @@ def unfold_path(
     tick_distances, tick_labels
         Positions and labels of Γ, M, K, Γ.
     """
-    from phonopy.unfolding.core import Unfolding
-
     points = [np.array(q) for _, q in HEX_PATH]
     qs, dist, ticks, d0 = [], [], [0.0], 0.0
     for a, b in zip(points[:-1], points[1:], strict=True):
@@ -103,7 +145,7 @@ def unfold_path(
         ticks.append(d0)
     q = np.concatenate(qs)
     smat = np.diag([repeat[0], repeat[1], 1])
-    unf = Unfolding(phonon, smat, ideal.get_scaled_positions(), mapping, q)
+    unf = fast_unfolding_class()(phonon, smat, ideal.get_scaled_positions(), mapping, q)
     unf.run()
     logger.info("unfolded %d q-points", len(q))
     return (
