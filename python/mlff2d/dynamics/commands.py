@@ -20,7 +20,10 @@ _TRAJ_OPTIONS = [
         "trajectory's atom order. Default: structure.extxyz next to TRAJ (written by `mlff2d md`).",
     ),
     click.option(
-        "--dt-fs", type=float, default=None, help="MD time step (fs); default from summary.yaml next to TRAJ."
+        "--dt-fs",
+        type=float,
+        default=None,
+        help="MD time step (fs); default: summary.yaml next to TRAJ or the dump's Time fields.",
     ),
     click.option(
         "--stride",
@@ -142,8 +145,8 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     "--harmonic",
     type=click.Path(path_type=Path),
     default=None,
-    help="Harmonic DOS to compare: phonopy total_dos.dat, phonopy_params.yaml "
-    "(Γ of the MD cell or the commensurate mesh) or a HarmonicDOS .npz.",
+    help="Harmonic DOS to compare: an `mlff2d phonons` output folder (its defect DOS and "
+    "shell PDOS), a dos.npz, phonopy total_dos.dat, or phonopy_params.yaml (Γ of the MD cell).",
 )
 @click.option(
     "--n-peaks", type=int, default=6, show_default=True, help="Harmonic DOS peaks compared with the MD VDOS."
