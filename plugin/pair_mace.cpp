@@ -302,36 +302,74 @@ double PairMACEPlugin::init_one(int i, int j)
 
 /* ----------------------------------------------------------------------
    neighbour list -> graph: count edges per node, prefix-sum, fill through accessors.
-   Node index = LAMMPS atom index (locals first, then ghosts in the domain layout).
+
+   Periodic-image layout: nodes are the local atoms (node = atom index); an edge to a
+   ghost neighbour goes to its owner with an integer shift of cell vectors.
+   Domain layout: the features of an atom after layer t reach a local energy only if the
+   atom is at most num_interactions - t edges away from a local atom. Breadth-first from
+   the local atoms gives that hop count; nodes are the atoms with hop <= num_interactions
+   (locals first), edges only those into atoms with hop <= num_interactions - 1. The
+   local energy, forces and virial are exactly those of the full ghost graph.
+   Returns the number of nodes; atom_of[node] is the LAMMPS atom index.
 ------------------------------------------------------------------------- */
 
-void PairMACEPlugin::build_graph(int n_nodes, bool images)
+int PairMACEPlugin::build_graph(bool images)
 {
   double **x = atom->x;
   const int *type = atom->type;
   const int nlocal = atom->nlocal;
+  const int nall = images ? nlocal : nlocal + atom->nghost;
   const int nlist = images ? list->inum : list->inum + list->gnum;
   const int *ilist = list->ilist;
   const int *numneigh = list->numneigh;
   int **firstneigh = list->firstneigh;
   const double rc2 = r_max * r_max;
+  const int t_max = num_interactions;
+
+  // 0. hop counts (domain layout) and node numbering
+  hop.assign(nall, images ? 0 : t_max + 1);
+  for (int i = 0; i < nlocal; ++i) hop[i] = 0;
+  for (int level = 1; !images && level <= t_max; ++level) {
+    for (int ii = 0; ii < nlist; ++ii) {
+      const int i = ilist[ii];
+      if (i >= nall || hop[i] != level - 1) continue;
+      const int *jlist = firstneigh[i];
+      for (int jj = 0; jj < numneigh[i]; ++jj) {
+        const int j = jlist[jj] & NEIGHMASK;
+        if (j >= nall || hop[j] <= level) continue;
+        const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+        if (dx * dx + dy * dy + dz * dz < rc2) hop[j] = level;
+      }
+    }
+  }
+  node_of.assign(nall, -1);
+  atom_of.clear();
+  for (int i = 0; i < nall; ++i)
+    if (hop[i] <= t_max) {
+      node_of[i] = static_cast<int>(atom_of.size());
+      atom_of.push_back(i);
+    }
+  const int n_nodes = static_cast<int>(atom_of.size());
+  // an edge i -> j is kept if j receives messages that matter
+  auto receives = [&](int j) { return images || (j < nall && hop[j] < t_max); };
 
   // 1. count
   edge_count.assign(n_nodes + 1, 0);
   for (int ii = 0; ii < nlist; ++ii) {
     const int i = ilist[ii];
-    if (i >= n_nodes) continue;
+    if (i >= nall || node_of[i] < 0) continue;
     const int *jlist = firstneigh[i];
     int64_t c = 0;
     for (int jj = 0; jj < numneigh[i]; ++jj) {
       const int j = jlist[jj] & NEIGHMASK;
+      if (!receives(j)) continue;
       const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
       if (dx * dx + dy * dy + dz * dz < rc2) ++c;
     }
-    edge_count[i + 1] = c;
+    edge_count[node_of[i] + 1] = c;
   }
-  // 2. prefix sum: edge_count[i] = first edge of node i
-  for (int i = 0; i < n_nodes; ++i) edge_count[i + 1] += edge_count[i];
+  // 2. prefix sum: edge_count[k] = first edge of node k
+  for (int k = 0; k < n_nodes; ++k) edge_count[k + 1] += edge_count[k];
   const int64_t n_edges = edge_count[n_nodes];
 
   // 3. fill
@@ -352,16 +390,19 @@ void PairMACEPlugin::build_graph(int n_nodes, bool images)
   }
   for (int ii = 0; ii < nlist; ++ii) {
     const int i = ilist[ii];
-    if (i >= n_nodes) continue;
+    if (i >= nall || node_of[i] < 0) continue;
     const int *jlist = firstneigh[i];
-    int64_t e = edge_count[i];
+    int64_t e = edge_count[node_of[i]];
     for (int jj = 0; jj < numneigh[i]; ++jj) {
       const int j = jlist[jj] & NEIGHMASK;
+      if (!receives(j)) continue;
       const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
       if (dx * dx + dy * dy + dz * dz >= rc2) continue;
-      ei[0][e] = i;    // sender
-      if (!images || j < nlocal) {
-        ei[1][e] = j;    // receiver
+      ei[0][e] = node_of[i];    // sender
+      if (!images) {
+        ei[1][e] = node_of[j];    // receiver (hop < t_max, so a node)
+      } else if (j < nlocal) {
+        ei[1][e] = j;
       } else {
         // ghost neighbour -> its owner plus an integer shift of cell vectors
         const tagint t = tag[j];
@@ -385,13 +426,20 @@ void PairMACEPlugin::build_graph(int n_nodes, bool images)
   }
 
   // nodes
-  positions = torch::from_blob(x[0], {n_nodes, 3}, f64).clone();
+  positions = torch::empty({n_nodes, 3}, f64);
   const int nelem = static_cast<int>(model_z.size());
   node_attrs = torch::zeros({n_nodes, nelem}, f64);
+  auto pa = positions.accessor<double, 2>();
   auto na = node_attrs.accessor<double, 2>();
-  for (int i = 0; i < n_nodes; ++i) na[i][type_to_index[type[i]]] = 1.0;
+  for (int k = 0; k < n_nodes; ++k) {
+    const int i = atom_of[k];
+    pa[k][0] = x[i][0];
+    pa[k][1] = x[i][1];
+    pa[k][2] = x[i][2];
+    na[k][type_to_index[type[i]]] = 1.0;
+  }
   mask = torch::zeros({n_nodes}, f64);
-  mask.narrow(0, 0, nlocal).fill_(1.0);
+  mask.narrow(0, 0, nlocal).fill_(1.0);    // locals are nodes 0 .. nlocal-1
   cell = torch::zeros({3, 3}, f64);
   auto c = cell.accessor<double, 2>();
   c[0][0] = h[0];
@@ -402,6 +450,7 @@ void PairMACEPlugin::build_graph(int n_nodes, bool images)
   c[2][2] = h[2];
   batch = torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kInt64));
   ptr = torch::tensor({int64_t(0), int64_t(n_nodes)}, torch::TensorOptions().dtype(torch::kInt64));
+  return n_nodes;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -414,10 +463,8 @@ void PairMACEPlugin::compute(int eflag, int vflag)
 
   const int nlocal = atom->nlocal;
   if (nlocal == 0) return;    // empty subdomain: nothing to evaluate, no forces on ghosts
-  const int n_nodes = use_images ? nlocal : nlocal + atom->nghost;
-
   auto t0 = std::chrono::steady_clock::now();
-  build_graph(n_nodes, use_images);
+  const int n_nodes = build_graph(use_images);
   c10::Dict<std::string, torch::Tensor> data;
   data.insert("positions", positions.to(device, dtype));
   data.insert("edge_index", edge_index.to(device));
@@ -444,10 +491,11 @@ void PairMACEPlugin::compute(int eflag, int vflag)
   t0 = std::chrono::steady_clock::now();
   double **f = atom->f;
   auto fa = forces_t.accessor<double, 2>();
-  for (int i = 0; i < n_nodes; ++i) {
-    f[i][0] += fa[i][0];
-    f[i][1] += fa[i][1];
-    f[i][2] += fa[i][2];
+  for (int k = 0; k < n_nodes; ++k) {
+    const int i = atom_of[k];
+    f[i][0] += fa[k][0];
+    f[i][1] += fa[k][1];
+    f[i][2] += fa[k][2];
   }
   if (eflag_global)
     eng_vdwl += out.at("total_energy_local").toTensor().to(torch::kCPU, torch::kFloat64).sum().item<double>();

@@ -13,6 +13,9 @@
      domain_decomposition): local and ghost atoms are all graph nodes, the ghost
      shell is num_interactions*r_max (+ skin) deep, only local node energies
      are summed, and forces on ghosts go back to their owners (newton on).
+     Ghosts more than num_interactions hops from a local atom are no nodes, and
+     edges into ghosts more than num_interactions-1 hops away are dropped (they
+     cannot change a local energy).
    - periodic images (default on 1 rank, or keyword no_domain_decomposition):
      nodes are the local atoms only; a neighbour that is a ghost becomes an edge
      to its owner with an integer cell shift.
@@ -46,7 +49,7 @@ class PairMACEPlugin : public Pair {
  protected:
   void allocate();
   void load_model(const std::string &path);
-  void build_graph(int n_nodes, bool images);
+  int build_graph(bool images);
   void select_device(const std::string &request);
 
   torch::jit::Module model;
@@ -69,6 +72,8 @@ class PairMACEPlugin : public Pair {
   // graph buffers, reused between steps (CPU, float64 / int64)
   std::vector<int64_t> edge_count;    // per node, then prefix sums (size n_nodes + 1)
   std::vector<int> tag_to_local;      // images layout: tag -> local index
+  std::vector<int> hop;               // domain layout: edges from the nearest local atom
+  std::vector<int> node_of, atom_of;  // atom index <-> graph node
   torch::Tensor edge_index, unit_shifts, shifts, positions, node_attrs, cell, batch, ptr, mask;
 
   // timings (s) accumulated over a run, printed by finish()
