@@ -249,7 +249,9 @@ class MACEBatchEngine(ForceEngine):
 
         key = atoms.numbers.tobytes() + atoms.cell.array.round(10).tobytes()
         if self._base is not None and self._base[0] == key:
-            return self._base[1]
+            moved = np.abs(atoms.positions - self._base[1].positions.numpy()).max()
+            if moved <= self.skin / 2:  # same reference structure (within the skin)
+                return self._base[1]
         missing = sorted(set(atoms.numbers.tolist()) - set(self.z_table))
         if missing:
             raise ModelError(
@@ -300,7 +302,7 @@ class MACEBatchEngine(ForceEngine):
         ptr = batch["ptr"].cpu().numpy()
         return [forces[ptr[i] : ptr[i + 1]].copy() for i in range(len(graphs))]
 
-    def _choose_batch_size(self, base: Any, todo: list[Atoms]) -> list[NDArray[np.float64]]:
+    def _choose_batch_size(self, todo: list[Atoms]) -> list[NDArray[np.float64]]:
         """Set :attr:`batch_size` while evaluating the first structures of ``todo`` (popped).
 
         The first structure alone gives the memory per structure, which caps the batch at
@@ -318,7 +320,8 @@ class MACEBatchEngine(ForceEngine):
             before = torch.cuda.memory_allocated()
         else:
             before = _current_rss_bytes()
-        out = self._forward([self._graph(base, todo.pop(0))])
+        first = todo.pop(0)
+        out = self._forward([self._graph(self._base_graph(first), first)])
         used = (torch.cuda.max_memory_allocated() if cuda else _peak_rss_bytes()) - before
         used = max(used, 1 << 20)
         free = available_memory_bytes(self.device)
@@ -327,7 +330,7 @@ class MACEBatchEngine(ForceEngine):
         while not cuda and size <= cap and len(todo) >= size:
             chunk = [todo.pop(0) for _ in range(size)]
             t0 = time.perf_counter()
-            out += self._forward([self._graph(base, a) for a in chunk])
+            out += self._forward([self._graph(self._base_graph(a), a) for a in chunk])
             per = (time.perf_counter() - t0) / size
             if per > 0.95 * best_t:
                 break
@@ -347,19 +350,12 @@ class MACEBatchEngine(ForceEngine):
         out: list[NDArray[np.float64]] = []
         todo = list(structures)
         while todo:
-            base = self._base_graph(todo[0])
             if self.batch_size is None:
-                out += self._choose_batch_size(base, todo)
+                out += self._choose_batch_size(todo)
                 continue
             chunk, todo = todo[: self.batch_size], todo[self.batch_size :]
-            key = self._base[0] if self._base else b""
-            for a in chunk:
-                if a.numbers.tobytes() + a.cell.array.round(10).tobytes() != key:
-                    raise InputError(
-                        "structures in one call must share species and cell",
-                        "call compute() once per supercell",
-                    )
-            out += self._forward([self._graph(base, a) for a in chunk])
+            # each structure on the graph of its reference (rebuilt only when it changes)
+            out += self._forward([self._graph(self._base_graph(a), a) for a in chunk])
         return out
 
 
