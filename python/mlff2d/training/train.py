@@ -322,6 +322,8 @@ class Trainer:
         cfg_file = self.outdir / "mace_config.yaml"
         atomic_write_text(cfg_file, yaml.safe_dump(cfg, sort_keys=False))
         args = parse_mace_args(cfg_file, str(self.config_path))
+        if logging.getLogger().getEffectiveLevel() > logging.INFO and "log_level" not in self.mace_cfg:
+            args.log_level = "WARNING"  # `mlff2d -q`: mace-torch's console quiet too (debug log kept)
         self.record.config = {"config_file": str(self.config_path), "mlff2d": asdict(self.keys), "mace": cfg}
         self.record.inputs = {"config": str(self.config_path), **self.files.as_dict()}
         with self.record.timer("train"):
@@ -334,7 +336,12 @@ class Trainer:
             "e0s": {"method": e0s_method, "value": cfg.get("E0s")},
             "dataset_hash": dhash,
             "dataset": {
-                k: {"path": str(v.path.resolve()), "n_configs": v.n_configs, "n_atoms": v.n_atoms, "sources": v.sources}
+                k: {
+                    "path": str(v.path.resolve()),
+                    "n_configs": v.n_configs,
+                    "n_atoms": v.n_atoms,
+                    "sources": v.sources,
+                }
                 for k, v in infos.items()
             },
             "model": model_path.name,
