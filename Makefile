@@ -12,7 +12,7 @@ SYSPKGS := cmake g++ make libxc-dev libopenblas-dev libfftw3-dev chromium
 JOBS   ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: all install sysdeps plugin test test-slow demo bench lint clean
+.PHONY: all install sysdeps plugin test test-slow demo screenshot bench lint clean
 
 all: install plugin
 
@@ -47,6 +47,10 @@ test-slow: install plugin
 
 demo: install plugin
 	$(BIN)/mlff2d run analysis/wse2_quick.yaml -o runs/demo
+
+# render the demo report in headless Chromium and keep the screenshot for the README
+screenshot: install
+	$(BIN)/python -c "from mlff2d.report.document import screenshot; print(screenshot('runs/demo/report.html', 'docs/report_screenshot.png', width=1200, height=2400))"
 
 bench: install plugin
 	$(BIN)/python benchmarks/run_all.py -o runs/bench

@@ -356,6 +356,21 @@ class Pipeline:
                                          *sp.dispersion_options, "-o", run / "dispersion"],
                           [traj], [run / "dispersion" / "summary.yaml"]))
 
+    #: stage order in reports.
+    ORDER = ("data", "model", "evaluate", "export", "phonons_reference", "phonons", "validation", "md",
+             "vdos", "dispersion")
+
+    def recorded_steps(self) -> list[Step]:
+        """Steps that have finished before, from their records in ``.pipeline/`` (stage order)."""
+        steps = []
+        for name in self.ORDER:
+            rec = self.runner.records / f"{name}.json"
+            if rec.is_file():
+                data = json.loads(rec.read_text())
+                steps.append(Step(name, data["argv"]))
+                self.runner.timings[name] = data.get("wall_s", 0.0)
+        return steps
+
     def write_report(self) -> Path:
         """Assemble ``report.md`` and ``report.html`` from the step folders."""
         from mlff2d.report.pipeline_report import build_report
@@ -370,7 +385,8 @@ class Pipeline:
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Run folder (default runs/<recipe name>).")
 @click.option("--force", is_flag=True, help="Run every stage again.")
-def run(recipe: Path, output: Path | None, force: bool) -> None:
+@click.option("--report-only", is_flag=True, help="Only rebuild the report from the finished stages.")
+def run(recipe: Path, output: Path | None, force: bool, report_only: bool) -> None:
     """Run the whole pipeline of RECIPE: data → MACE → LAMMPS → phonons → MD spectra → report.
 
     Stages whose inputs did not change are skipped; an interrupted stage resumes.
@@ -378,6 +394,10 @@ def run(recipe: Path, output: Path | None, force: bool) -> None:
     """
     t0 = time.perf_counter()
     pipe = Pipeline(recipe, output or Path("runs") / load_recipe(recipe).name, force=force)
+    if report_only:
+        pipe.steps = pipe.recorded_steps()
+        click.secho(f"report: {pipe.write_report()}", fg="green")
+        return
     rec = RunRecord("run", config=to_dict(pipe.recipe), inputs={"recipe": str(recipe)})
     res = pipe.run()
     rec.timings = dict(pipe.runner.timings, total=round(time.perf_counter() - t0, 2))

@@ -81,20 +81,34 @@ def _dataset_table(results: dict[str, Any]) -> Table | None:
 
 
 def _metrics_tables(folder: Path) -> list[Table]:
-    md = folder / "metrics.json"
-    if not md.is_file():
+    path = folder / "metrics.json"
+    if not path.is_file():
         return []
-    data = json.loads(md.read_text())
-    groups = data.get("per_config_type") or data.get("config_types") or {}
-    overall = data.get("overall") or {}
-    keys = [k for k in ("energy_rmse_meV_per_atom", "energy_mae_meV_per_atom", "force_rmse_meV_per_A",
-                        "force_mae_meV_per_A", "stress_rmse_meV_per_A3") if k in overall]
-    if not keys:
-        t = _results_table(data, "Metrics (metrics.json)")
-        return [t] if t else []
-    rows = [["overall", *(overall.get(k) for k in keys)]]
-    rows += [[name, *(g.get(k) for k in keys)] for name, g in groups.items()]
-    return [Table(["set", *keys], rows, "Test-split errors (meV/atom, meV/Å, meV/Å³)", fmt="{:.3g}")]
+    data = json.loads(path.read_text())
+    groups = {**data.get("by_config_type", {}), "overall": data.get("overall", {})}
+
+    def row(name: str, g: dict[str, Any]) -> list[Any]:
+        e, f, st = g.get("energy", {}), g.get("forces", {}), g.get("stress", {})
+        return [name, g.get("n_configs"), e.get("mae"), e.get("rmse"), f.get("mae"), f.get("rmse"),
+                st.get("rmse")]
+
+    rows = [row(k, g) for k, g in groups.items() if g]
+    cols = ["config_type", "N", "E MAE (meV/atom)", "E RMSE (meV/atom)", "F MAE (meV/Å)", "F RMSE (meV/Å)",
+            "S RMSE (meV/Å³)"]
+    return [Table(cols, rows, "Test-split errors per config_type", fmt="{:.3g}")]
+
+
+#: results keys not worth a table row (long lists, hashes repeated elsewhere, nested splits).
+_SKIP = {"valid", "test", "gamma", "per_band_rms_THz", "peaks", "shell_counts", "labels", "elements",
+         "pristine", "defect", "nve_etotal_start_end_eV", "defect_center_A"}
+
+
+def _gamma_table(results: dict[str, Any]) -> Table | None:
+    gamma = results.get("gamma")
+    if not isinstance(gamma, list) or not gamma or not isinstance(gamma[0], dict):
+        return None
+    cols = list(gamma[0])
+    return Table(cols, [[g.get(c) for c in cols] for g in gamma], "Γ modes: reference vs student (THz)")
 
 
 def build_report(recipe: Any, rundir: Path, steps: list[Any], timings: dict[str, float]) -> Report:
@@ -115,7 +129,7 @@ def build_report(recipe: Any, rundir: Path, steps: list[Any], timings: dict[str,
                  subtitle=(recipe.description or f"{recipe.material}: data → MACE → LAMMPS → phonons"))
     head = _headline(rundir)
     if head:
-        rep.sections.append(Section("Headline numbers", tables=[Table(["quantity", "value"], head)]))
+        rep.sections.append(Section("Headline numbers", tables=[Table(["quantity", "value"], head, fmt="{:.3g}")]))
     for step in steps:
         folder = rundir / step.name
         title, text, preferred = SECTIONS.get(step.name, (step.name, "", []))
@@ -127,8 +141,14 @@ def build_report(recipe: Any, rundir: Path, steps: list[Any], timings: dict[str,
                 sec.tables.append(t)
         elif step.name == "evaluate":
             sec.tables += _metrics_tables(folder)
+        results = summ.get("results", {}) or {}
+        if step.name == "validation":
+            t = _gamma_table(results)
+            if t:
+                sec.tables.append(t)
         if step.name != "data":
-            t = _results_table(summ.get("results", {}), "Results recorded by the stage (summary.yaml)")
+            brief = {k: v for k, v in results.items() if k not in _SKIP}
+            t = _results_table(brief, "Results recorded by the stage (summary.yaml)")
             if t:
                 sec.tables.append(t)
         sec.figures = _figures(folder, preferred) if folder.is_dir() else []
@@ -149,12 +169,19 @@ def _headline(rundir: Path) -> list[list[Any]]:
     ev = rundir / "evaluate" / "metrics.json"
     if ev.is_file():
         overall = json.loads(ev.read_text()).get("overall", {})
-        for k, label in (("energy_rmse_meV_per_atom", "energy RMSE, test (meV/atom)"),
-                         ("force_rmse_meV_per_A", "force RMSE, test (meV/Å)")):
-            if k in overall:
-                rows.append([label, f"{overall[k]:.3g}"])
-    val = _summary(rundir / "validation").get("results", {})
-    for k, v in _flatten(val):
-        if "rms" in k.lower() and isinstance(v, (int, float)):
-            rows.append([f"phonons student vs reference: {k} (THz)", f"{v:.4g}"])
-    return rows
+        rows.append(["energy RMSE, test split (meV/atom)", overall.get("energy", {}).get("rmse")])
+        rows.append(["force RMSE, test split (meV/Å)", overall.get("forces", {}).get("rmse")])
+    picks = [
+        ("validation", "rms_THz", "phonons, student vs reference: RMS along Γ–M–K–Γ (THz)"),
+        ("validation", "max_THz", "phonons, student vs reference: max |Δf| along Γ–M–K–Γ (THz)"),
+        ("md", "ms_per_step", "MD with pair_style mace: wall time per step (ms)"),
+        ("md", "nve_drift_meV_per_atom_per_ps", "MD: NVE energy drift (meV/atom/ps)"),
+        ("md", "mean_temperature_K", "MD: mean temperature (K)"),
+        ("vdos", "max_abs_peak_shift_thz", "VDOS (MD) vs harmonic DOS: largest peak shift (THz)"),
+        ("dispersion", "median_abs_shift_thz", "MD dispersion vs harmonic bands: median shift (THz)"),
+    ]
+    for step, key, label in picks:
+        val = _summary(rundir / step).get("results", {}) or {}
+        if isinstance(val.get(key), (int, float)):
+            rows.append([label, float(val[key])])
+    return [r for r in rows if r[1] is not None]
