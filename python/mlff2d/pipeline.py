@@ -344,9 +344,9 @@ class Pipeline:
         sp = r.spectra
         phon = stage_outputs(run / "phonons")
         if sp.vdos:
-            harm = [k for k in ("defect.phonopy_params", "defect.total_dos") if k in phon]
-            hopt = ["--harmonic", phon[harm[0]]] if harm and md.supercell == r.phonons.defect_supercell \
-                and md.defect == r.phonons.defect else []
+            # the phonons folder gives the harmonic DOS of the defect cell and its local PDOS shells
+            same = md.supercell == r.phonons.defect_supercell and md.defect == r.phonons.defect
+            hopt = ["--harmonic", run / "phonons"] if same and "defect.dos" in phon else []
             self._do(Step("vdos", ["vdos", traj, "--structure", cell, "--shell-width", sp.shell_width,
                                    *hopt, *sp.vdos_options, "-o", run / "vdos"],
                           [traj], [run / "vdos" / "summary.yaml"]))
