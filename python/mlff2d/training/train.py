@@ -27,6 +27,8 @@ import io
 import json
 import logging
 import shutil
+import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 #: mace-torch options that mlff2d sets itself (from the command line and the data).
 MANAGED_KEYS = ("work_dir", "train_file", "valid_file", "restart_latest")
+#: Harmless warnings that torch/e3nn/mace-torch print during every training run.
+_NOISE = (".*TorchScript type system.*", ".*pin_memory.*", ".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.*")
 #: Sources whose labels have no isolated-atom reference: their E0s are zero.
 ZERO_E0_SOURCES = frozenset({"sw-teacher"})
 
@@ -326,8 +330,10 @@ class Trainer:
             args.log_level = "WARNING"  # `mlff2d -q`: mace-torch's console quiet too (debug log kept)
         self.record.config = {"config_file": str(self.config_path), "mlff2d": asdict(self.keys), "mace": cfg}
         self.record.inputs = {"config": str(self.config_path), **self.files.as_dict()}
+        cpu0 = time.process_time()
         with self.record.timer("train"):
             run_mace(args)
+        cpu_s = round(time.process_time() - cpu0, 1)
         if not model_path.is_file():
             raise CalculationFailed(
                 f"mace-torch finished without writing {model_path}", "see the log in the run folder"
@@ -346,6 +352,8 @@ class Trainer:
             },
             "model": model_path.name,
             "train_time_s": self.record.timings["train"],
+            "train_cpu_s": cpu_s,
+            "torch_threads": _torch_threads(),
         }
         with self.record.timer("evaluate"):
             metrics.update(self._evaluate(model_path, cfg))
@@ -361,6 +369,7 @@ class Trainer:
             "config_hash": cfg_hash,
             "dataset_hash": dhash,
             "e0s": e0s_method,
+            "train_cpu_s": cpu_s,
             **{k: v["overall"] for k, v in metrics.items() if k in ("valid", "test")},
         }
         write_summary(self.outdir, self.record)
@@ -402,6 +411,12 @@ class Trainer:
         return out
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _opt_path(p: str | Path | None) -> Path | None:
     return Path(p) if p else None
 
@@ -421,7 +436,10 @@ def run_mace(args) -> None:
     saved = (list(root.handlers), list(root.filters), root.level)
     root.handlers = []
     try:
-        run(args)
+        with warnings.catch_warnings():
+            for msg in _NOISE:
+                warnings.filterwarnings("ignore", message=msg)
+            run(args)
     except (AssertionError, RuntimeError, ValueError, KeyError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CalculationFailed(f"mace-torch training failed: {msg}", "see logs/ in the run folder") from exc
