@@ -161,9 +161,11 @@ def label_structures(
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
                 store.write(key, attach_labels(work, labeller, wall, calc, cpu))
                 rep.computed += 1
-                logger.info("label %s: %s, %d atoms, %.1f s wall, %.1f s CPU (%d/%d done)", key,
-                            atoms.info.get("config_type", "?"), len(atoms), wall, cpu,
-                            rep.computed + rep.failed, len(todo))
+                # one line per label for slow (DFT) calculations; the progress bar is enough for SW
+                logger.log(logging.INFO if wall > 1.0 else logging.DEBUG,
+                           "label %s: %s, %d atoms, %.1f s wall, %.1f s CPU (%d/%d done)", key,
+                           atoms.info.get("config_type", "?"), len(atoms), wall, cpu,
+                           rep.computed + rep.failed, len(todo))
             bar.advance(task)
     rep.wall_s = time.perf_counter() - t_all
     return rep
