@@ -7,79 +7,17 @@ states/THz, distances in Å, wave vectors in rad/Å (dynasor's convention, 2π i
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from mlff2d.errors import InputError
-from mlff2d.runinfo import atomic_write_text
-
-T = TypeVar("T", bound="_NpzJson")
-
-
-class _NpzJson:
-    """Mixin: ``write(path)`` / ``read(path)`` through ``.npz`` (arrays) + ``.json`` (the rest)."""
-
-    def write(self, path: str | Path) -> Path:
-        """Write to ``path`` (suffix ignored) as ``.npz`` + ``.json``; returns the ``.npz`` path."""
-        stem = Path(path).with_suffix("")
-        arrays: dict[str, np.ndarray] = {}
-        meta: dict[str, Any] = {"__type__": type(self).__name__}
-        for f in fields(self):  # type: ignore[arg-type]
-            v = getattr(self, f.name)
-            if isinstance(v, np.ndarray):
-                arrays[f.name] = v
-            else:
-                meta[f.name] = v
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        tmp = stem.with_name(f".{stem.name}.tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(stem.with_suffix(".npz"))
-        atomic_write_text(stem.with_suffix(".json"), json.dumps(meta, indent=1))
-        return stem.with_suffix(".npz")
-
-    @classmethod
-    def read(cls: type[T], path: str | Path) -> T:
-        """Read an object written by :meth:`write`.
-
-        Raises
-        ------
-        InputError
-            If the files are missing or hold another result type.
-        """
-        stem = Path(path).with_suffix("")
-        jpath, npath = stem.with_suffix(".json"), stem.with_suffix(".npz")
-        if not (jpath.is_file() and npath.is_file()):
-            raise InputError(f"no {cls.__name__} at {stem}(.npz/.json)", "check the path")
-        meta = json.loads(jpath.read_text())
-        if meta.get("__type__") != cls.__name__:
-            raise InputError(f"{jpath} holds a {meta.get('__type__')}, not a {cls.__name__}")
-        kwargs: dict[str, Any] = {}
-        with np.load(npath, allow_pickle=False) as data:
-            for f in fields(cls):  # type: ignore[arg-type]
-                if f.name in data.files:
-                    kwargs[f.name] = data[f.name]
-                elif f.name in meta:
-                    kwargs[f.name] = meta[f.name]
-        return cls(**kwargs)
-
-    def __str__(self) -> str:
-        parts = []
-        for f in fields(self):  # type: ignore[arg-type]
-            v = getattr(self, f.name)
-            if isinstance(v, np.ndarray):
-                parts.append(f"{f.name}{list(v.shape)}")
-            elif isinstance(v, (int, float, str)) and not isinstance(v, bool):
-                parts.append(f"{f.name}={v:.4g}" if isinstance(v, float) else f"{f.name}={v}")
-        return f"{type(self).__name__}({', '.join(parts)})"
+from mlff2d.resultio import NpzJson
 
 
 @dataclass
-class VDOSResult(_NpzJson):
+class VDOSResult(NpzJson):
     """Vibrational DOS from MD velocities, averaged over time windows.
 
     Every spectrum is the mass-weighted velocity power spectrum ``Σ_i m_i |v_i(ν)|²`` over
@@ -149,7 +87,7 @@ class VDOSResult(_NpzJson):
 
 
 @dataclass
-class HarmonicDOS(_NpzJson):
+class HarmonicDOS(NpzJson):
     """A harmonic phonon DOS on a frequency grid, normalised to ``3 n_atoms`` states.
 
     Attributes
@@ -168,7 +106,7 @@ class HarmonicDOS(_NpzJson):
 
 
 @dataclass
-class DispersionResult(_NpzJson):
+class DispersionResult(NpzJson):
     """Longitudinal and transverse current correlation spectra along Γ–M–K–Γ.
 
     Attributes

@@ -6,82 +6,19 @@ a band path in Phonopy's units (2π/Å is not applied: reciprocal Å).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from mlff2d.runinfo import atomic_write_text
+from mlff2d.resultio import NpzJson
 
 T = TypeVar("T")
 
 
-def _save(obj: Any, path: str | Path) -> Path:
-    """Write the array fields of a dataclass to ``path.npz`` and the rest to ``path.json``."""
-    p = Path(path).with_suffix("")
-    arrays, meta = {}, {}
-    for f in fields(obj):
-        v = getattr(obj, f.name)
-        if isinstance(v, np.ndarray):
-            arrays[f.name] = v
-        elif isinstance(v, dict) and v and all(isinstance(x, np.ndarray) for x in v.values()):
-            for k, x in v.items():
-                arrays[f"{f.name}::{k}"] = x
-            meta[f"{f.name}::keys"] = list(v)
-        else:
-            meta[f.name] = v
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(p.with_suffix(".npz"))
-    meta["__type__"] = type(obj).__name__
-    atomic_write_text(p.with_suffix(".json"), json.dumps(meta, indent=1))
-    return p.with_suffix(".npz")
-
-
-def _load(cls: type[T], path: str | Path) -> T:
-    """Read a dataclass written by :func:`_save`."""
-    p = Path(path).with_suffix("")
-    meta = json.loads(p.with_suffix(".json").read_text())
-    kwargs: dict[str, Any] = {}
-    with np.load(p.with_suffix(".npz"), allow_pickle=False) as data:
-        for f in fields(cls):
-            if f.name in data.files:
-                kwargs[f.name] = data[f.name]
-            elif f"{f.name}::keys" in meta:
-                kwargs[f.name] = {k: data[f"{f.name}::{k}"] for k in meta[f"{f.name}::keys"]}
-            elif f.name in meta:
-                kwargs[f.name] = meta[f.name]
-    return cls(**kwargs)
-
-
-class _IO:
-    def write(self, path: str | Path) -> Path:
-        """Write to ``path`` (``.npz`` arrays + ``.json`` metadata); returns the ``.npz`` path."""
-        return _save(self, path)
-
-    @classmethod
-    def read(cls, path: str | Path):  # noqa: ANN206
-        """Read an object written by :meth:`write`."""
-        return _load(cls, path)
-
-    def __str__(self) -> str:
-        parts = []
-        for k, v in asdict(self).items():
-            if isinstance(v, np.ndarray):
-                parts.append(f"{k}={v.shape}")
-            elif isinstance(v, dict):
-                parts.append(f"{k}={{{', '.join(v)}}}")
-            else:
-                parts.append(f"{k}={v!r}")
-        return f"{type(self).__name__}({', '.join(parts)})"
-
-
 @dataclass(repr=False)
-class BandStructure(_IO):
+class BandStructure(NpzJson):
     """Frequencies along a path.
 
     Attributes
@@ -106,7 +43,7 @@ class BandStructure(_IO):
 
 
 @dataclass(repr=False)
-class DOS(_IO):
+class DOS(NpzJson):
     """Total and partial densities of states on one frequency grid.
 
     Attributes
@@ -129,7 +66,7 @@ class DOS(_IO):
 
 
 @dataclass(repr=False)
-class Modes(_IO):
+class Modes(NpzJson):
     """Modes at one q-point.
 
     Attributes
@@ -152,7 +89,7 @@ class Modes(_IO):
 
 
 @dataclass(repr=False)
-class SpectralMap(_IO):
+class SpectralMap(NpzJson):
     """Unfolded spectral function A(q, ω) along a path.
 
     Attributes
@@ -175,7 +112,7 @@ class SpectralMap(_IO):
 
 
 @dataclass(repr=False)
-class ShellPDOS(_IO):
+class ShellPDOS(NpzJson):
     """Local PDOS in shells of distance from the defect centre.
 
     Attributes
