@@ -42,8 +42,11 @@ def main() -> int:
             entry["headline"] = json.loads(out.read_text()).get("headline", {})
         table[script.stem] = entry
         for k, v in entry.get("headline", {}).items():
-            rows.append(f"| {script.stem} | {k} | {v:.4g} |" if isinstance(v, float) else
-                        f"| {script.stem} | {k} | {v} |")
+            rows.append(
+                f"| {script.stem} | {k} | {v:.4g} |"
+                if isinstance(v, float)
+                else f"| {script.stem} | {k} | {v} |"
+            )
         if res.returncode != 0:
             rows.append(f"| {script.stem} | FAILED (exit {res.returncode}) | |")
     (args.output / "bench.json").write_text(json.dumps(table, indent=1))

@@ -29,8 +29,10 @@ def test_md_job_sizes_a_100k_atom_cell():
 def test_scripts_are_valid_bash(tmp_path):
     assert main(["slurm", "md", "--model", "m.pt", "--gpus-per-node", "4", "-o", str(tmp_path)]) == 0
     assert main(["slurm", "label", "s.extxyz", "--shards", "4", "-o", str(tmp_path)]) == 0
-    assert main(["slurm", "train", "training/wse2_production.yaml", "--gpus-per-node", "4",
-                 "-o", str(tmp_path)]) == 0
+    assert (
+        main(["slurm", "train", "training/wse2_production.yaml", "--gpus-per-node", "4", "-o", str(tmp_path)])
+        == 0
+    )
     for f in tmp_path.glob("*.slurm"):
         subprocess.run(["bash", "-n", str(f)], check=True)
     assert main(["slurm", "train", "cfg.yaml", "-o", str(tmp_path)]) == 2  # no GPUs

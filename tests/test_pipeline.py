@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from mlff2d.cli import main
-from mlff2d.pipeline import load_recipe
 from mlff2d.errors import ConfigError
+from mlff2d.pipeline import load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,15 +24,29 @@ def tiny_recipe(tmp_path_factory) -> Path:
         if k.startswith("swa_") or k == "start_swa":
             del cfg[k]
     (root / "tiny.yaml").write_text(yaml.safe_dump(cfg))
-    (root / "data.yaml").write_text(yaml.safe_dump({
-        "name": "tiny", "calculator": "sw", "seed": 1,
-        "groups": [{"count": 10, "supercells": [[2, 2]], "strain": [-0.02, 0.02], "rattle": [0.02, 0.06]},
-                   {"count": 10, "defect": "V_Se", "supercells": [[3, 3]], "rattle": [0.02, 0.06]}]}))
+    (root / "data.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "calculator": "sw",
+                "seed": 1,
+                "groups": [
+                    {"count": 10, "supercells": [[2, 2]], "strain": [-0.02, 0.02], "rattle": [0.02, 0.06]},
+                    {"count": 10, "defect": "V_Se", "supercells": [[3, 3]], "rattle": [0.02, 0.06]},
+                ],
+            }
+        )
+    )
     recipe = {
-        "name": "tiny", "dataset": {"recipe": str(root / "data.yaml")},
+        "name": "tiny",
+        "dataset": {"recipe": str(root / "data.yaml")},
         "train": {"config": str(root / "tiny.yaml")},
-        "phonons": {"supercell": [3, 3], "defect": "V_Se", "defect_supercell": [4, 4],
-                    "options": ["--unfold-npoints", "5", "--npoints", "11", "--mesh", "8", "--no-relax"]},
+        "phonons": {
+            "supercell": [3, 3],
+            "defect": "V_Se",
+            "defect_supercell": [4, 4],
+            "options": ["--unfold-npoints", "5", "--npoints", "11", "--mesh", "8", "--no-relax"],
+        },
         "md": {"enabled": False},
     }
     (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))

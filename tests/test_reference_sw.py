@@ -33,8 +33,11 @@ def test_label_equals_plain_lammps_run(tmp_path):
     subprocess.run([BIN / "mlff2d", "structure", *args, "-o", data], check=True, env=env)
     subprocess.run([BIN / "mlff2d", "structure", *args, "-o", xyz], check=True, env=env)
     out = tmp_path / "labelled.extxyz"
-    subprocess.run([BIN / "mlff2d", "label", xyz, "--calculator", "sw", "--store", tmp_path / "store",
-                    "-o", out], check=True, env=env)
+    subprocess.run(
+        [BIN / "mlff2d", "label", xyz, "--calculator", "sw", "--store", tmp_path / "store", "-o", out],
+        check=True,
+        env=env,
+    )
     lab = read(out)
     pair = "\n".join(sw_pair_commands(["W", "Se"]))
     (tmp_path / "in.sw").write_text(f"""units metal
@@ -49,8 +52,14 @@ dump_modify f sort id format float %20.12f
 run 0
 print "PE_TOTAL $(pe:%20.12f)"
 """)
-    res = subprocess.run([BIN / "lmp", "-in", "in.sw", "-log", "none"], cwd=tmp_path, check=True,
-                         capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [BIN / "lmp", "-in", "in.sw", "-log", "none"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     pe = float(next(line for line in res.stdout.splitlines() if line.startswith("PE_TOTAL")).split()[1])
     f = np.loadtxt(tmp_path / "forces.dump", skiprows=9)[:, 1:]
     # extxyz stores positions with 8 decimals, the data file with 16: agreement to ~1e-7

@@ -21,9 +21,18 @@ def report(tmp_path):
     plt.plot([0, 1], [0, 1])
     plt.savefig(fig, dpi=60)
     plt.close()
-    return Report("WSe2 <quick>", [Section("Errors", ["force RMSE in meV/Å"],
-                                           [Table(["set", "RMSE"], [["test", 12.3456]], "errors")],
-                                           [Figure(fig, "parity")], ["mlff2d run x"])])
+    return Report(
+        "WSe2 <quick>",
+        [
+            Section(
+                "Errors",
+                ["force RMSE in meV/Å"],
+                [Table(["set", "RMSE"], [["test", 12.3456]], "errors")],
+                [Figure(fig, "parity")],
+                ["mlff2d run x"],
+            )
+        ],
+    )
 
 
 def test_markdown_and_html(report, tmp_path):

@@ -62,8 +62,15 @@ def test_supercell_and_v_se_12x12(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "n_atoms", "formula"),
-    [("V_Se", 26, "Se17W9"), ("V_Se2", 25, "Se16W9"), ("V_W", 26, "Se18W8"),
-     ("Se_W", 27, "Se19W8"), ("W_Se", 27, "Se17W10"), ("Mo_W", 27, "MoSe18W8"), ("S_Se", 27, "SSe17W9")],
+    [
+        ("V_Se", 26, "Se17W9"),
+        ("V_Se2", 25, "Se16W9"),
+        ("V_W", 26, "Se18W8"),
+        ("Se_W", 27, "Se19W8"),
+        ("W_Se", 27, "Se17W10"),
+        ("Mo_W", 27, "MoSe18W8"),
+        ("S_Se", 27, "SSe17W9"),
+    ],
 )
 def test_defect_registry(name, n_atoms, formula):
     cell = make_defect(supercell(monolayer("WSe2"), 3, 3), name)

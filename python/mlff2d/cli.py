@@ -50,7 +50,9 @@ class LazyGroup(click.Group):
         except (ImportError, AttributeError) as exc:
             if isinstance(exc, ModuleNotFoundError) and not (exc.name or "").startswith("mlff2d"):
                 raise
-            return click.Command(name, help=f"{short} (not available yet: {exc})", callback=_unavailable(name))
+            return click.Command(
+                name, help=f"{short} (not available yet: {exc})", callback=_unavailable(name)
+            )
         return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

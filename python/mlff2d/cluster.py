@@ -55,11 +55,17 @@ class SlurmOptions:
 
     def header(self, extra: list[str] | None = None) -> str:
         """The ``#!/bin/bash`` line and ``#SBATCH`` directives."""
-        lines = ["#!/bin/bash", f"#SBATCH --job-name={self.job_name}", f"#SBATCH --time={self.time}",
-                 f"#SBATCH --nodes={self.nodes}", f"#SBATCH --ntasks-per-node={self.ntasks_per_node}",
-                 f"#SBATCH --cpus-per-task={self.cpus_per_task}",
-                 f"#SBATCH --output=logs/%x-%A_%a.out" if extra and any("array" in e for e in extra)
-                 else "#SBATCH --output=logs/%x-%j.out"]
+        lines = [
+            "#!/bin/bash",
+            f"#SBATCH --job-name={self.job_name}",
+            f"#SBATCH --time={self.time}",
+            f"#SBATCH --nodes={self.nodes}",
+            f"#SBATCH --ntasks-per-node={self.ntasks_per_node}",
+            f"#SBATCH --cpus-per-task={self.cpus_per_task}",
+            "#SBATCH --output=logs/%x-%A_%a.out"
+            if extra and any("array" in e for e in extra)
+            else "#SBATCH --output=logs/%x-%j.out",
+        ]
         if self.partition:
             lines.append(f"#SBATCH --partition={self.partition}")
         if self.account:
@@ -67,20 +73,28 @@ class SlurmOptions:
         if self.gpus_per_node:
             lines.append(f"#SBATCH --gpus-per-node={self.gpus_per_node}")
         lines += [f"#SBATCH {e}" for e in (extra or [])]
-        lines += ["set -euo pipefail", "mkdir -p logs", *self.setup,
-                  f"export OMP_NUM_THREADS={self.cpus_per_task}", ""]
+        lines += [
+            "set -euo pipefail",
+            "mkdir -p logs",
+            *self.setup,
+            f"export OMP_NUM_THREADS={self.cpus_per_task}",
+            "",
+        ]
         return "\n".join(lines)
 
 
-def label_job(structures: str, calculator: str, profile: str, store: str, shards: int,
-              opts: SlurmOptions) -> str:
+def label_job(
+    structures: str, calculator: str, profile: str, store: str, shards: int, opts: SlurmOptions
+) -> str:
     """A job array labelling ``structures`` in ``shards`` independent tasks."""
     if shards < 1:
         raise InputError(f"shards = {shards} is invalid", "use at least 1")
     prof = f" --profile {profile}" if profile else ""
-    body = (f"mlff2d label {structures} --calculator {calculator}{prof} --store {store} "
-            f"--shard ${{SLURM_ARRAY_TASK_ID}}/{shards}\n"
-            f"# when every task has finished: mlff2d label collect {store} -o {store}/../labelled.extxyz\n")
+    body = (
+        f"mlff2d label {structures} --calculator {calculator}{prof} --store {store} "
+        f"--shard ${{SLURM_ARRAY_TASK_ID}}/{shards}\n"
+        f"# when every task has finished: mlff2d label collect {store} -o {store}/../labelled.extxyz\n"
+    )
     return opts.header([f"--array=0-{shards - 1}"]) + body
 
 
@@ -100,8 +114,16 @@ def train_job(config: str, data: str, outdir: str, opts: SlurmOptions) -> str:
     return opts.header() + body
 
 
-def md_job(model: str, n_atoms: int, defect: str, temperature: float, steps: int, opts: SlurmOptions,
-           lammps: str = "lmp", plugin_dir: str = "build/plugin") -> str:
+def md_job(
+    model: str,
+    n_atoms: int,
+    defect: str,
+    temperature: float,
+    steps: int,
+    opts: SlurmOptions,
+    lammps: str = "lmp",
+    plugin_dir: str = "build/plugin",
+) -> str:
     """Multi-GPU LAMMPS MD of a ≈ ``n_atoms`` WSe2 supercell with the plugin (one rank per GPU)."""
     n = max(1, math.ceil(math.sqrt(n_atoms / 3)))
     ranks = opts.nodes * max(opts.gpus_per_node, 1)
@@ -116,9 +138,16 @@ def md_job(model: str, n_atoms: int, defect: str, temperature: float, steps: int
 
 
 _COMMON = [
-    click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("jobs"), show_default=True,
-                 help="Folder for the job script."),
-    click.option("--partition", default=""), click.option("--account", default=""),
+    click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+        default=Path("jobs"),
+        show_default=True,
+        help="Folder for the job script.",
+    ),
+    click.option("--partition", default=""),
+    click.option("--account", default=""),
     click.option("--time", "time_", default="12:00:00", show_default=True),
     click.option("--nodes", type=int, default=1, show_default=True),
     click.option("--gpus-per-node", type=int, default=0, show_default=True),
@@ -133,11 +162,26 @@ def _common(f):
     return f
 
 
-def _opts(name: str, partition: str, account: str, time_: str, nodes: int, gpus_per_node: int,
-          cpus_per_task: int, setup: tuple[str, ...]) -> SlurmOptions:
-    return SlurmOptions(job_name=name, partition=partition, account=account, time=time_, nodes=nodes,
-                        gpus_per_node=gpus_per_node, cpus_per_task=cpus_per_task,
-                        setup=list(setup) or ["source .venv/bin/activate"])
+def _opts(
+    name: str,
+    partition: str,
+    account: str,
+    time_: str,
+    nodes: int,
+    gpus_per_node: int,
+    cpus_per_task: int,
+    setup: tuple[str, ...],
+) -> SlurmOptions:
+    return SlurmOptions(
+        job_name=name,
+        partition=partition,
+        account=account,
+        time=time_,
+        nodes=nodes,
+        gpus_per_node=gpus_per_node,
+        cpus_per_task=cpus_per_task,
+        setup=list(setup) or ["source .venv/bin/activate"],
+    )
 
 
 def _write(output: Path, name: str, text: str) -> None:
@@ -186,5 +230,8 @@ def slurm_train(config, data, outdir, output, **kw) -> None:
 @_common
 def slurm_md(model, n_atoms, defect, temperature, steps, lammps, plugin_dir, output, **kw) -> None:
     """Multi-GPU LAMMPS MD of a large defective supercell with pair_style mace."""
-    _write(output, "md", md_job(model, n_atoms, defect, temperature, steps, _opts("md", **kw), lammps,
-                                plugin_dir))
+    _write(
+        output,
+        "md",
+        md_job(model, n_atoms, defect, temperature, steps, _opts("md", **kw), lammps, plugin_dir),
+    )

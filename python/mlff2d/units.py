@@ -49,6 +49,7 @@ def resolution_thz(dt_fs: float, stride: int, n_frames: int) -> float:
     """Frequency resolution (THz) of ``n_frames`` samples taken every ``stride`` steps of ``dt_fs`` fs."""
     return 1.0 / (dt_fs * stride * n_frames * 1e-3)
 
+
 #: Angular frequency rad/fs → frequency THz (dynasor's ω to ν).
 RAD_PER_FS_TO_THZ: float = 1000.0 / (2.0 * 3.141592653589793)
 #: Kinetic energy unit amu·Å²/fs² → eV (mass-weighted velocities in Å/fs).

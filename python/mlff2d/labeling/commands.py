@@ -20,7 +20,7 @@ class _DefaultGroup(click.Group):
 
 @click.group("label", cls=_DefaultGroup)
 def label() -> None:
-    """Label structures with a reference calculator, resumably, one file per calculation.
+    r"""Label structures with a reference calculator, resumably, one file per calculation.
 
     \b
     mlff2d label cells.extxyz --calculator sw --store runs/labels -o labelled.extxyz
@@ -32,16 +32,37 @@ def label() -> None:
 @label.command("run")
 @click.argument("structures", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--calculator", default="sw", show_default=True, help="sw, gpaw, vasp or espresso.")
-@click.option("--profile", type=click.Path(path_type=Path), default=None,
-              help="Calculator settings YAML (e.g. training/dft/gpaw_pbe.yaml).")
-@click.option("--store", type=click.Path(path_type=Path), default=Path("runs/labels"), show_default=True,
-              help="Label store folder: one file per finished calculation.")
+@click.option(
+    "--profile",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Calculator settings YAML (e.g. training/dft/gpaw_pbe.yaml).",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=Path("runs/labels"),
+    show_default=True,
+    help="Label store folder: one file per finished calculation.",
+)
 @click.option("--shard", default=None, help="Compute only shard i of N (i/N, 0-based), for job arrays.")
 @click.option("--retry-failed", is_flag=True, help="Recompute calculations that failed before.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Also write the labelled structures (input order) to this extxyz file.")
-def label_run(structures: tuple[Path, ...], calculator: str, profile: Path | None, store: Path,
-              shard: str | None, retry_failed: bool, output: Path | None) -> None:
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the labelled structures (input order) to this extxyz file.",
+)
+def label_run(
+    structures: tuple[Path, ...],
+    calculator: str,
+    profile: Path | None,
+    store: Path,
+    shard: str | None,
+    retry_failed: bool,
+    output: Path | None,
+) -> None:
     """Label STRUCTURES (extxyz files, all frames) and write each result to the store."""
     from ase.io import write
 
@@ -58,22 +79,36 @@ def label_run(structures: tuple[Path, ...], calculator: str, profile: Path | Non
     settings = load_yaml(profile) if profile else {}
     labeller = get_labeller(calculator, settings)
     lstore = LabelStore(store)
-    rec = RunRecord("label", config={"calculator": calculator, "profile": str(profile) if profile else None,
-                                     "settings": labeller.settings, "shard": shard,
-                                     "settings_hash": labeller.settings_hash},
-                    inputs={f"structures{i}": str(p) for i, p in enumerate(structures)})
+    rec = RunRecord(
+        "label",
+        config={
+            "calculator": calculator,
+            "profile": str(profile) if profile else None,
+            "settings": labeller.settings,
+            "shard": shard,
+            "settings_hash": labeller.settings_hash,
+        },
+        inputs={f"structures{i}": str(p) for i, p in enumerate(structures)},
+    )
     with rec.timer("label"):
         rep = label_structures(frames, labeller, lstore, parse_shard(shard), retry_failed)
-    rec.results = {"n_structures": len(frames), "computed": rep.computed, "skipped": rep.skipped,
-                   "failed": rep.failed, "other_shard": rep.other_shard}
+    rec.results = {
+        "n_structures": len(frames),
+        "computed": rep.computed,
+        "skipped": rep.skipped,
+        "failed": rep.failed,
+        "other_shard": rep.other_shard,
+    }
     if output is not None:
         done = [lstore.read(k) for k in rep.keys if lstore.status(k) == "done"]
         output.parent.mkdir(parents=True, exist_ok=True)
         write(output, done, format="extxyz")
         rec.outputs["labelled"] = str(output)
     write_summary(store, rec)
-    click.echo(f"{len(frames)} structures: {rep.computed} computed, {rep.skipped} already done, "
-               f"{rep.failed} failed, {rep.other_shard} left to other shards; store {store}")
+    click.echo(
+        f"{len(frames)} structures: {rep.computed} computed, {rep.skipped} already done, "
+        f"{rep.failed} failed, {rep.other_shard} left to other shards; store {store}"
+    )
     if rep.failed:
         click.echo(f"failures are recorded with their reason in {store}/*.failed.json and excluded")
 
@@ -100,10 +135,15 @@ def label_collect(store: Path, output: Path) -> None:
 @click.command("dataset")
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output folder.")
-@click.option("--store", type=click.Path(path_type=Path), default=None,
-              help="Label store (default OUTPUT/labels); share one across recipes to reuse labels.")
-@click.option("--no-label", is_flag=True,
-              help="Compute nothing: write the splits from the labels already in the store.")
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Label store (default OUTPUT/labels); share one across recipes to reuse labels.",
+)
+@click.option(
+    "--no-label", is_flag=True, help="Compute nothing: write the splits from the labels already in the store."
+)
 def dataset(recipe: Path, output: Path, store: Path | None, no_label: bool) -> None:
     """Generate, label and split a dataset RECIPE into train/valid/test extxyz.
 
@@ -113,6 +153,8 @@ def dataset(recipe: Path, output: Path, store: Path | None, no_label: bool) -> N
 
     res = build_dataset(recipe, output, store, label=not no_label)
     sizes = ", ".join(f"{s} {sum(res['counts'][s].values())}" for s in ("train", "valid", "test"))
-    click.echo(f"wrote {output}/{{train,valid,test}}.extxyz: {sizes} structures "
-               f"({res['computed_now']} labelled now, {res['n_failed']} failed, {res['n_pending']} not "
-               "labelled yet); provenance.yaml")
+    click.echo(
+        f"wrote {output}/{{train,valid,test}}.extxyz: {sizes} structures "
+        f"({res['computed_now']} labelled now, {res['n_failed']} failed, {res['n_pending']} not "
+        "labelled yet); provenance.yaml"
+    )

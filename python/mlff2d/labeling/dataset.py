@@ -101,8 +101,9 @@ class Recipe:
             raise ConfigError(f"recipe '{self.name}': split must have train, valid, test ≥ 0")
         for g in self.groups:
             if g.kind not in GENERATORS:
-                raise ConfigError(f"recipe '{self.name}': unknown group kind '{g.kind}'",
-                                  f"use one of {sorted(GENERATORS)}")
+                raise ConfigError(
+                    f"recipe '{self.name}': unknown group kind '{g.kind}'", f"use one of {sorted(GENERATORS)}"
+                )
             if g.count < 1:
                 raise ConfigError(f"recipe '{self.name}': group count must be ≥ 1")
 
@@ -151,10 +152,15 @@ def _md(recipe: Recipe, group: Group, rng: np.random.Generator) -> list[Atoms]:
             atoms = make_defect(atoms, group.defect)
         info = dict(atoms.info)
         atoms.calc = SWTeacher()
-        thermalize_momenta(atoms, group.temperature,
-                                     rng=np.random.default_rng(int(rng.integers(2**31))))
-        dyn = Langevin(atoms, 1.0 * units.fs, temperature_K=group.temperature, friction=0.02, fixcm=False,
-                       rng=np.random.default_rng(int(rng.integers(2**31))))
+        thermalize_momenta(atoms, group.temperature, rng=np.random.default_rng(int(rng.integers(2**31))))
+        dyn = Langevin(
+            atoms,
+            1.0 * units.fs,
+            temperature_K=group.temperature,
+            friction=0.02,
+            fixcm=False,
+            rng=np.random.default_rng(int(rng.integers(2**31))),
+        )
         dyn.run(5 * group.interval)  # equilibrate
         for _ in range(min(per_traj, group.count - len(out))):
             dyn.run(group.interval)
@@ -233,16 +239,24 @@ def label_timings(frames: list[Atoms]) -> dict[str, Any]:
     per = {}
     for k, v in sorted(groups.items()):
         wall, cpu = np.array(v).T
-        per[k] = {"n": len(v), "mean_wall_s": round(float(wall.mean()), 1),
-                  "max_wall_s": round(float(wall.max()), 1)}
+        per[k] = {
+            "n": len(v),
+            "mean_wall_s": round(float(wall.mean()), 1),
+            "max_wall_s": round(float(wall.max()), 1),
+        }
         if np.isfinite(cpu).any():
             per[k]["mean_cpu_s"] = round(float(np.nanmean(cpu)), 1)
     total = sum(w for v in groups.values() for w, _ in v)
     return {"total_wall_s": round(float(total), 1), "per_size": per}
 
 
-def build_dataset(recipe_path: str | Path, outdir: str | Path, store: str | Path | None = None,
-                  progress: bool = True, label: bool = True) -> dict[str, Any]:
+def build_dataset(
+    recipe_path: str | Path,
+    outdir: str | Path,
+    store: str | Path | None = None,
+    progress: bool = True,
+    label: bool = True,
+) -> dict[str, Any]:
     """Generate, label (resumably) and split a recipe into ``outdir/{train,valid,test}.extxyz``.
 
     Parameters
@@ -270,8 +284,7 @@ def build_dataset(recipe_path: str | Path, outdir: str | Path, store: str | Path
     labeller = get_labeller(recipe.calculator, profile)
     lstore = LabelStore(Path(store) if store else outdir / "labels")
     with rec.timer("label"):
-        report = label_structures([a for _, a in items], labeller, lstore, progress=progress,
-                                  compute=label)
+        report = label_structures([a for _, a in items], labeller, lstore, progress=progress, compute=label)
     frames: dict[str, list[Atoms]] = {s: [] for s in SPLITS}
     for (split, _), key in zip(items, report.keys, strict=True):
         if lstore.status(key) == "done":
@@ -302,9 +315,13 @@ def build_dataset(recipe_path: str | Path, outdir: str | Path, store: str | Path
         "hashes": {s: file_hash(outdir / f"{s}.extxyz") for s in SPLITS},
     }
     rec.results = results
-    provenance = {"recipe": to_dict(recipe), "versions": package_versions(), **results,
-                  "timings": label_timings([a for fr in frames.values() for a in fr]),
-                  "failures": lstore.failures()}
+    provenance = {
+        "recipe": to_dict(recipe),
+        "versions": package_versions(),
+        **results,
+        "timings": label_timings([a for fr in frames.values() for a in fr]),
+        "failures": lstore.failures(),
+    }
     (outdir / "provenance.yaml").write_text(yaml.safe_dump(provenance, sort_keys=False))
     rec.outputs["provenance"] = str(outdir / "provenance.yaml")
     write_summary(outdir, rec)

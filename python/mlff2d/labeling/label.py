@@ -18,8 +18,18 @@ from mlff2d.reference.registry import Labeller
 logger = logging.getLogger(__name__)
 
 #: info keys of a structure that are carried into its label file.
-CARRIED_INFO = ("config_type", "defect", "defect_center", "strain", "rattle", "supercell", "formula",
-                "md_temperature", "kpts", "code_version")
+CARRIED_INFO = (
+    "config_type",
+    "defect",
+    "defect_center",
+    "strain",
+    "rattle",
+    "supercell",
+    "formula",
+    "md_temperature",
+    "kpts",
+    "code_version",
+)
 
 
 @dataclass
@@ -46,8 +56,13 @@ class LabelReport:
     wall_s: float = 0.0
 
 
-def attach_labels(atoms: Atoms, labeller: Labeller, wall_s: float, calc: Calculator | None = None,
-                  cpu_s: float | None = None) -> Atoms:
+def attach_labels(
+    atoms: Atoms,
+    labeller: Labeller,
+    wall_s: float,
+    calc: Calculator | None = None,
+    cpu_s: float | None = None,
+) -> Atoms:
     """A copy of ``atoms`` carrying the calculator results as ``REF_*`` keys.
 
     ``REF_energy`` (eV), ``REF_forces`` (eV/Å, per atom), ``REF_stress`` (eV/Å³, Voigt
@@ -137,8 +152,14 @@ def label_structures(
     if not compute:
         rep.pending = len(todo)
         return rep
-    logger.info("%d structures: %d to compute, %d already in %s, %d for other shards",
-                len(rep.keys), len(todo), rep.skipped, store.root, rep.other_shard)
+    logger.info(
+        "%d structures: %d to compute, %d already in %s, %d for other shards",
+        len(rep.keys),
+        len(todo),
+        rep.skipped,
+        store.root,
+        rep.other_shard,
+    )
     t_all = time.perf_counter()
     with Progress(disable=not progress or not todo, transient=True) as bar:
         task = bar.add_task(f"labelling ({labeller.source})", total=len(todo))
@@ -152,9 +173,14 @@ def label_structures(
             try:
                 calc = labeller.compute(work, store.workdir(key))
             except Exception as exc:  # noqa: BLE001 - every failure is recorded with its reason
-                reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-                store.write_failure(key, reason, {"formula": atoms.get_chemical_formula(),
-                                                  "config_type": atoms.info.get("config_type")})
+                reason = (
+                    f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                )
+                store.write_failure(
+                    key,
+                    reason,
+                    {"formula": atoms.get_chemical_formula(), "config_type": atoms.info.get("config_type")},
+                )
                 logger.warning("label %s failed: %s", key, reason)
                 rep.failed += 1
             else:
@@ -162,10 +188,17 @@ def label_structures(
                 store.write(key, attach_labels(work, labeller, wall, calc, cpu))
                 rep.computed += 1
                 # one line per label for slow (DFT) calculations; the progress bar is enough for SW
-                logger.log(logging.INFO if wall > 1.0 else logging.DEBUG,
-                           "label %s: %s, %d atoms, %.1f s wall, %.1f s CPU (%d/%d done)", key,
-                           atoms.info.get("config_type", "?"), len(atoms), wall, cpu,
-                           rep.computed + rep.failed, len(todo))
+                logger.log(
+                    logging.INFO if wall > 1.0 else logging.DEBUG,
+                    "label %s: %s, %d atoms, %.1f s wall, %.1f s CPU (%d/%d done)",
+                    key,
+                    atoms.info.get("config_type", "?"),
+                    len(atoms),
+                    wall,
+                    cpu,
+                    rep.computed + rep.failed,
+                    len(todo),
+                )
             bar.advance(task)
     rep.wall_s = time.perf_counter() - t_all
     return rep

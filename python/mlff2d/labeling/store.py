@@ -101,5 +101,6 @@ class LabelStore:
 
     def keys(self) -> list[str]:
         """Keys of all finished labels (sorted)."""
-        return sorted(p.name[: -len(".extxyz")] for p in self.root.glob("*.extxyz")
-                      if not p.name.startswith("."))
+        return sorted(
+            p.name[: -len(".extxyz")] for p in self.root.glob("*.extxyz") if not p.name.startswith(".")
+        )

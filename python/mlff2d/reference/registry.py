@@ -105,8 +105,11 @@ def _sw(settings: dict[str, Any]) -> Labeller:
         raise InputError(f"unknown SW settings {sorted(unknown)}", f"known: {sorted(known)}")
     maxdelcs = tuple(settings.get("maxdelcs", (0.25, 0.35)))
     calc = SWTeacher(potential=settings.get("potential"), maxdelcs=maxdelcs)
-    used = {"potential": str(settings.get("potential") or "tmd.sw.mod"), "maxdelcs": list(maxdelcs),
-            "pair_style": "sw/mod"}
+    used = {
+        "potential": str(settings.get("potential") or "tmd.sw.mod"),
+        "maxdelcs": list(maxdelcs),
+        "pair_style": "sw/mod",
+    }
     return Labeller(calc, "sw-teacher", used)
 
 

@@ -24,8 +24,9 @@ from mlff2d.units import BAR_TO_EV_PER_A3
 SW_ELEMENTS = ("Mo", "W", "S", "Se", "Te")
 
 
-def sw_pair_commands(elements: list[str], potential: str | Path | None = None,
-                     maxdelcs: tuple[float, float] = (0.25, 0.35)) -> list[str]:
+def sw_pair_commands(
+    elements: list[str], potential: str | Path | None = None, maxdelcs: tuple[float, float] = (0.25, 0.35)
+) -> list[str]:
     """LAMMPS commands defining the SW teacher for atom types ``elements`` (in type order)."""
     path = Path(potential) if potential else potentials_dir() / "tmd.sw.mod"
     return [
@@ -52,8 +53,9 @@ class SWTeacher(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
     name = "sw-teacher"
 
-    def __init__(self, potential: str | Path | None = None,
-                 maxdelcs: tuple[float, float] = (0.25, 0.35), **kwargs) -> None:
+    def __init__(
+        self, potential: str | Path | None = None, maxdelcs: tuple[float, float] = (0.25, 0.35), **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.potential = potential
         self.maxdelcs = maxdelcs
@@ -66,9 +68,7 @@ class SWTeacher(Calculator):
         syms = atoms.get_chemical_symbols()
         unknown = sorted(set(syms) - set(SW_ELEMENTS))
         if unknown:
-            raise StructureError(
-                f"the SW teacher has no parameters for {unknown}", f"use only {SW_ELEMENTS}"
-            )
+            raise StructureError(f"the SW teacher has no parameters for {unknown}", f"use only {SW_ELEMENTS}")
         from mlff2d.structures.io import species_order
 
         order = species_order(atoms)
@@ -98,8 +98,7 @@ class SWTeacher(Calculator):
             raise CalculationFailed(f"LAMMPS setup of the SW teacher failed: {exc}") from None
         types = np.array([order.index(s) + 1 for s in syms], dtype=np.int32)
         x = prism.vector_to_lammps(atoms.positions, wrap=True)
-        n = lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types.tolist(),
-                             x.ravel().tolist())
+        n = lmp.create_atoms(len(atoms), list(range(1, len(atoms) + 1)), types.tolist(), x.ravel().tolist())
         if n != len(atoms):
             raise CalculationFailed(f"LAMMPS created {n} of {len(atoms)} atoms (atoms outside the cell?)")
         self._prism = prism

@@ -112,18 +112,24 @@ class Report:
             body += [f"<p>{e(p)}</p>" for p in s.paragraphs]
             for t in s.tables:
                 head = "".join(f"<th>{e(c)}</th>" for c in t.columns)
-                rows = "".join("<tr>" + "".join(f"<td>{e(t.cell(v))}</td>" for v in r) + "</tr>"
-                               for r in t.rows)
+                rows = "".join(
+                    "<tr>" + "".join(f"<td>{e(t.cell(v))}</td>" for v in r) + "</tr>" for r in t.rows
+                )
                 cap = f"<caption>{e(t.caption)}</caption>" if t.caption else ""
                 body.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
             for f in s.figures:
                 data = base64.b64encode(Path(f.path).read_bytes()).decode()
-                body.append(f'<figure><img alt="{e(f.caption)}" src="data:image/png;base64,{data}">'
-                            f"<figcaption>{e(f.caption)}</figcaption></figure>")
+                body.append(
+                    f'<figure><img alt="{e(f.caption)}" src="data:image/png;base64,{data}">'
+                    f"<figcaption>{e(f.caption)}</figcaption></figure>"
+                )
             body += [f"<pre>{e(c)}</pre>" for c in s.code]
-        return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>{e(self.title)}</title><style>{_CSS}</style></head><body>"
-                + "\n".join(body) + "</body></html>\n")
+        return (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>{e(self.title)}</title><style>{_CSS}</style></head><body>"
+            + "\n".join(body)
+            + "</body></html>\n"
+        )
 
     def write(self, outdir: str | Path, stem: str = "report") -> dict[str, Path]:
         """Write ``report.md`` and ``report.html`` into ``outdir``; return their paths."""
@@ -134,8 +140,9 @@ class Report:
         return {"markdown": md, "html": page}
 
 
-def screenshot(page: str | Path, png: str | Path, width: int = 1200, height: int = 3000,
-               browser: str = "chromium") -> Path:
+def screenshot(
+    page: str | Path, png: str | Path, width: int = 1200, height: int = 3000, browser: str = "chromium"
+) -> Path:
     """Render ``page`` in headless Chromium and save a PNG screenshot.
 
     Raises
@@ -151,13 +158,27 @@ def screenshot(page: str | Path, png: str | Path, width: int = 1200, height: int
 
     exe = shutil.which(browser) or shutil.which("chromium-browser")
     if exe is None:
-        raise CalculationFailed("chromium is not installed", "apt-get install chromium (make screenshot does)")
+        raise CalculationFailed(
+            "chromium is not installed", "apt-get install chromium (make screenshot does)"
+        )
     png = Path(png).resolve()
     with tempfile.TemporaryDirectory() as prof:
-        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--hide-scrollbars", f"--user-data-dir={prof}", f"--window-size={width},{height}",
-               f"--screenshot={png}", Path(page).resolve().as_uri()]
+        cmd = [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={prof}",
+            f"--window-size={width},{height}",
+            f"--screenshot={png}",
+            Path(page).resolve().as_uri(),
+        ]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if res.returncode != 0 or not png.is_file():
         raise CalculationFailed(f"chromium screenshot failed: {res.stderr.strip().splitlines()[-1:]}")

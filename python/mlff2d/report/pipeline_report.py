@@ -20,24 +20,46 @@ from mlff2d.runinfo import package_versions
 SECTIONS: dict[str, tuple[str, str, list[str]]] = {
     "data": ("Dataset", "Structures per split and config_type, labelled by the reference calculator.", []),
     "model": ("Training", "MACE trained with mace-torch on the training split.", []),
-    "evaluate": ("Errors on the test split", "Energy per atom, force and stress errors of the model on "
-                 "held-out structures; parity plots.", ["parity_energy", "parity_forces"]),
+    "evaluate": (
+        "Errors on the test split",
+        "Energy per atom, force and stress errors of the model on held-out structures; parity plots.",
+        ["parity_energy", "parity_forces"],
+    ),
     "export": ("Export", "TorchScript model for pair_style mace.", []),
-    "phonons_reference": ("Reference phonons", "Phonopy phonons of the reference calculator itself.",
-                          ["phonon_bands_pdos"]),
-    "phonons": ("Harmonic phonons (MACE)", "Phonopy finite displacements with the model: pristine bands "
-                "and PDOS, the defect supercell unfolded onto the primitive path, localised modes and the "
-                "radial local PDOS around the defect.",
-                ["phonon_bands_pdos", "compare_12x12_band_pdos", "local_pdos_overview", "ipr"]),
-    "validation": ("Validation: student vs reference", "Phonon frequencies of the model against the "
-                   "reference along Γ–M–K–Γ.", []),
-    "md": ("Molecular dynamics (LAMMPS, pair_style mace)", "Equilibration then NVE production of the "
-           "defect supercell with the plugin.", []),
-    "vdos": ("Vibrational DOS from MD (dynasor)", "Mass-weighted velocity power spectra: total, per "
-             "element and per radial shell around the defect, over the harmonic DOS.",
-             ["vdos_vs_harmonic", "vdos_radial"]),
-    "dispersion": ("Dispersion from MD (dynasor)", "Longitudinal and transverse current correlations on "
-                   "the commensurate q-points of Γ–M–K–Γ, harmonic bands overlaid.", ["dispersion_md"]),
+    "phonons_reference": (
+        "Reference phonons",
+        "Phonopy phonons of the reference calculator itself.",
+        ["phonon_bands_pdos"],
+    ),
+    "phonons": (
+        "Harmonic phonons (MACE)",
+        "Phonopy finite displacements with the model: pristine bands "
+        "and PDOS, the defect supercell unfolded onto the primitive path, localised modes and the "
+        "radial local PDOS around the defect.",
+        ["phonon_bands_pdos", "compare_12x12_band_pdos", "local_pdos_overview", "ipr"],
+    ),
+    "validation": (
+        "Validation: student vs reference",
+        "Phonon frequencies of the model against the reference along Γ–M–K–Γ.",
+        [],
+    ),
+    "md": (
+        "Molecular dynamics (LAMMPS, pair_style mace)",
+        "Equilibration then NVE production of the defect supercell with the plugin.",
+        [],
+    ),
+    "vdos": (
+        "Vibrational DOS from MD (dynasor)",
+        "Mass-weighted velocity power spectra: total, per "
+        "element and per radial shell around the defect, over the harmonic DOS.",
+        ["vdos_vs_harmonic", "vdos_radial"],
+    ),
+    "dispersion": (
+        "Dispersion from MD (dynasor)",
+        "Longitudinal and transverse current correlations on "
+        "the commensurate q-points of Γ–M–K–Γ, harmonic bands overlaid.",
+        ["dispersion_md"],
+    ),
 }
 
 
@@ -49,7 +71,9 @@ def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
         return out
     if isinstance(d, list):
         if len(d) <= 6 and all(isinstance(x, (int, float, str)) for x in d):
-            return [(prefix.rstrip("."), ", ".join(f"{x:.4g}" if isinstance(x, float) else str(x) for x in d))]
+            return [
+                (prefix.rstrip("."), ", ".join(f"{x:.4g}" if isinstance(x, float) else str(x) for x in d))
+            ]
         return []
     return [(prefix.rstrip("."), d)]
 
@@ -89,18 +113,44 @@ def _metrics_tables(folder: Path) -> list[Table]:
 
     def row(name: str, g: dict[str, Any]) -> list[Any]:
         e, f, st = g.get("energy", {}), g.get("forces", {}), g.get("stress", {})
-        return [name, g.get("n_configs"), e.get("mae"), e.get("rmse"), f.get("mae"), f.get("rmse"),
-                st.get("rmse")]
+        return [
+            name,
+            g.get("n_configs"),
+            e.get("mae"),
+            e.get("rmse"),
+            f.get("mae"),
+            f.get("rmse"),
+            st.get("rmse"),
+        ]
 
     rows = [row(k, g) for k, g in groups.items() if g]
-    cols = ["config_type", "N", "E MAE (meV/atom)", "E RMSE (meV/atom)", "F MAE (meV/Å)", "F RMSE (meV/Å)",
-            "S RMSE (meV/Å³)"]
+    cols = [
+        "config_type",
+        "N",
+        "E MAE (meV/atom)",
+        "E RMSE (meV/atom)",
+        "F MAE (meV/Å)",
+        "F RMSE (meV/Å)",
+        "S RMSE (meV/Å³)",
+    ]
     return [Table(cols, rows, "Test-split errors per config_type", fmt="{:.3g}")]
 
 
 #: results keys not worth a table row (long lists, hashes repeated elsewhere, nested splits).
-_SKIP = {"valid", "test", "gamma", "per_band_rms_THz", "peaks", "shell_counts", "labels", "elements",
-         "pristine", "defect", "nve_etotal_start_end_eV", "defect_center_A"}
+_SKIP = {
+    "valid",
+    "test",
+    "gamma",
+    "per_band_rms_THz",
+    "peaks",
+    "shell_counts",
+    "labels",
+    "elements",
+    "pristine",
+    "defect",
+    "nve_etotal_start_end_eV",
+    "defect_center_A",
+}
 
 
 def _gamma_table(results: dict[str, Any]) -> Table | None:
@@ -125,11 +175,15 @@ def build_report(recipe: Any, rundir: Path, steps: list[Any], timings: dict[str,
     timings
         Step name -> wall time (s).
     """
-    rep = Report(f"mlff2d report: {recipe.name}",
-                 subtitle=(recipe.description or f"{recipe.material}: data → MACE → LAMMPS → phonons"))
+    rep = Report(
+        f"mlff2d report: {recipe.name}",
+        subtitle=(recipe.description or f"{recipe.material}: data → MACE → LAMMPS → phonons"),
+    )
     head = _headline(rundir)
     if head:
-        rep.sections.append(Section("Headline numbers", tables=[Table(["quantity", "value"], head, fmt="{:.3g}")]))
+        rep.sections.append(
+            Section("Headline numbers", tables=[Table(["quantity", "value"], head, fmt="{:.3g}")])
+        )
     for step in steps:
         folder = rundir / step.name
         title, text, preferred = SECTIONS.get(step.name, (step.name, "", []))
@@ -158,9 +212,13 @@ def build_report(recipe: Any, rundir: Path, steps: list[Any], timings: dict[str,
     rows.append(["total", f"{sum(timings.values()):.1f}"])
     rep.sections.append(Section("Timings", tables=[Table(["stage", "wall time (s)"], rows)]))
     versions = package_versions()
-    rep.sections.append(Section("Versions and commands",
-                                tables=[Table(["package", "version"], [[k, v] for k, v in versions.items()])],
-                                code=["mlff2d " + shlex.join(str(a) for a in s.argv) for s in steps]))
+    rep.sections.append(
+        Section(
+            "Versions and commands",
+            tables=[Table(["package", "version"], [[k, v] for k, v in versions.items()])],
+            code=["mlff2d " + shlex.join(str(a) for a in s.argv) for s in steps],
+        )
+    )
     return rep
 
 

@@ -90,9 +90,7 @@ def parse_formula(formula: str) -> tuple[str, str]:
     if metal not in METALS:
         raise StructureError(f"unsupported metal '{metal}' in '{formula}'", f"use one of {METALS}")
     if chalc not in CHALCOGENS:
-        raise StructureError(
-            f"unsupported chalcogen '{chalc}' in '{formula}'", f"use one of {CHALCOGENS}"
-        )
+        raise StructureError(f"unsupported chalcogen '{chalc}' in '{formula}'", f"use one of {CHALCOGENS}")
     return metal, chalc
 
 

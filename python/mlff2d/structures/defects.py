@@ -130,8 +130,7 @@ def _pick_site(atoms: Atoms, spec: DefectSpec, site: int | None, top_only: bool)
     if site not in cands:
         where = "top-layer " if top_only else ""
         raise StructureError(
-            f"atom {site} is {atoms[site].symbol}, not a {where}{spec.site_element} site for "
-            f"'{spec.name}'",
+            f"atom {site} is {atoms[site].symbol}, not a {where}{spec.site_element} site for '{spec.name}'",
             f"pick one of e.g. {cands[:5].tolist()} or omit the site for the central one",
         )
     return int(site)

@@ -59,7 +59,9 @@ def write_structure(
         missing = set(atoms.get_chemical_symbols()) - set(order)
         if missing:
             raise StructureError(f"elements {sorted(missing)} are not in the species order {order}")
-        write(p, atoms, format="lammps-data", specorder=order, masses=True, atom_style="atomic", units="metal")
+        write(
+            p, atoms, format="lammps-data", specorder=order, masses=True, atom_style="atomic", units="metal"
+        )
     else:
         raise StructureError(f"unknown structure format '{fmt}'", "use extxyz or lammps-data")
     return p
@@ -79,7 +81,8 @@ def read_structure(path: str | Path, index: int | str = -1) -> Atoms | list[Atom
     try:
         return read(p, index=index)
     except Exception as exc:  # noqa: BLE001 - any parser error becomes one line
+        first = str(exc).splitlines()[0] if str(exc) else ""
         raise StructureError(
-            f"cannot read structure file {p}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            f"cannot read structure file {p}: {type(exc).__name__}: {first}",
             "give an extxyz, POSCAR, cif or LAMMPS data file",
         ) from None

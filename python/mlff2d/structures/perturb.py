@@ -36,7 +36,9 @@ def strain(atoms: Atoms, eps: float | Sequence[float]) -> Atoms:
         exx, eyy = float(e[0]), float(e[1])
         exy = float(e[2]) if e.size == 3 else 0.0
     else:
-        raise StructureError(f"strain {eps!r} has {e.size} components", "give eps, (exx, eyy) or (exx, eyy, exy)")
+        raise StructureError(
+            f"strain {eps!r} has {e.size} components", "give eps, (exx, eyy) or (exx, eyy, exy)"
+        )
     for v in (exx, eyy, exy):
         if not np.isfinite(v) or abs(v) >= MAX_STRAIN:
             raise StructureError(
