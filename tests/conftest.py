@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +61,9 @@ def quick_model(tmp_path_factory, sw_quick_data) -> QuickModel:
     root = tmp_path_factory.mktemp("quick_model")
     reuse = os.environ.get("MLFF2D_QUICK_MODEL_RUN")
     if reuse:
-        run = Path(reuse).resolve()
+        # work on a copy: some training tests run `mlff2d train` again in the run folder
+        run = root / "run"
+        shutil.copytree(Path(reuse).resolve(), run)
         train_file = json.loads((run / "metrics.json").read_text())["dataset"]["train"]["path"]
         data = Path(train_file).resolve().parent
     else:
