@@ -30,6 +30,7 @@ from ase import Atoms
 from numpy.typing import NDArray
 
 from mlff2d.errors import InputError
+from mlff2d.structures.shells import distances_from, shell_edges
 from mlff2d.units import nyquist_thz, resolution_thz
 
 logger = logging.getLogger(__name__)
@@ -306,16 +307,8 @@ def element_indices(atoms: Atoms) -> dict[str, NDArray[np.int64]]:
     return {s: np.flatnonzero(sym == s) for s in species_order(atoms)}
 
 
-def inplane_distances(atoms: Atoms, center: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Distances (Å) of all atoms from ``center`` (Cartesian Å), minimum image in-plane.
-
-    The same definition as the harmonic local PDOS (``mlff2d.phonons``): periodic in x, y;
-    z is the vacuum direction.
-    """
-    from ase.geometry import get_distances
-
-    _, d = get_distances(np.atleast_2d(center), atoms.positions, cell=atoms.cell, pbc=[1, 1, 0])
-    return d[0]
+#: In-plane minimum-image distances from the defect: the shared definition of the shells.
+inplane_distances = distances_from
 
 
 def radial_shells(
@@ -332,9 +325,7 @@ def radial_shells(
     index
         (n_atoms,) shell of each atom.
     """
-    if width <= 0:
-        raise InputError(f"shell width must be positive, got {width}", "e.g. --shell-width 3")
-    n = int(np.floor(distances.max() / width)) + 1
-    edges = np.arange(n + 1) * float(width)
+    edges = shell_edges(distances, width)
+    n = len(edges) - 1
     index = np.clip(np.searchsorted(edges, distances, side="right") - 1, 0, n - 1)
     return edges, index.astype(np.int64)

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from ase import Atoms
 from numpy.typing import NDArray
 
-from mlff2d.errors import InputError
 from mlff2d.phonons.results import ShellPDOS
-
-
-def distances_from(atoms: Atoms, center: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Minimum-image distances (Å) of all atoms from ``center`` (Cartesian Å), in-plane periodic."""
-    from ase.geometry import get_distances
-
-    _, d = get_distances(np.atleast_2d(center), atoms.positions, cell=atoms.cell, pbc=[1, 1, 0])
-    return d[0]
 
 
 def atom_weights(eigenvectors: NDArray[np.complex128]) -> NDArray[np.float64]:
@@ -47,14 +37,6 @@ def defect_weight(
 ) -> NDArray[np.float64]:
     """Fraction of each mode's weight on atoms within ``radius`` (Å) of the defect."""
     return weights[:, distances <= radius].sum(axis=1)
-
-
-def shell_edges(distances: NDArray[np.float64], width: float) -> NDArray[np.float64]:
-    """Shell boundaries 0, w, 2w, ... covering all ``distances`` (Å)."""
-    if width <= 0:
-        raise InputError(f"shell width must be positive, got {width}")
-    n = int(np.floor(distances.max() / width)) + 1
-    return np.arange(n + 1) * width
 
 
 def shell_pdos(

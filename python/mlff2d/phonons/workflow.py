@@ -23,6 +23,7 @@ from mlff2d.phonons import core, local, unfold
 from mlff2d.phonons.engine import ForceEngine, structure_key
 from mlff2d.phonons.results import DOS, BandStructure, Modes, ShellPDOS, SpectralMap
 from mlff2d.runinfo import RunRecord
+from mlff2d.structures.shells import distances_from, shell_edges
 from mlff2d.units import THZ_TO_CM1
 
 logger = logging.getLogger(__name__)
@@ -280,7 +281,7 @@ class DefectPhonons(PhononWorkflow):
         self.phonon.run_qpoints([[0, 0, 0]], with_eigenvectors=True)
         freqs = np.asarray(self.phonon.qpoints.frequencies[0])
         w = local.atom_weights(np.asarray(self.phonon.qpoints.eigenvectors[0]))
-        self.distances = local.distances_from(self.relaxed, center)
+        self.distances = distances_from(self.relaxed, center)
         modes = Modes(
             frequencies=freqs,
             labels=[""] * len(freqs),
@@ -320,8 +321,8 @@ class DefectPhonons(PhononWorkflow):
             directions=False,
         )
         self.pristine_dos.write(self._out("pristine_dos", "pristine_dos.npz"))
-        d_ideal = local.distances_from(ideal, center)
-        edges = local.shell_edges(np.concatenate([self.distances, d_ideal]), s.shell_width)
+        d_ideal = distances_from(ideal, center)
+        edges = shell_edges(np.concatenate([self.distances, d_ideal]), s.shell_width)
         self.shells = local.shell_pdos(pd.sum(axis=1), self.distances, edges, freqs)
         ideal_pd = prim_pd[np.arange(len(ideal)) % n_prim]
         self.pristine_shells = local.shell_pdos(ideal_pd, d_ideal, edges, freqs)
