@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -283,6 +284,28 @@ def test_more_epochs_continues_from_checkpoint(tiny_data, tmp_path):
     cfg = _tiny_config(tmp_path / "tiny.yaml", epochs=5, data=tiny_data)
     assert main(["-q", "train", str(cfg), "-o", str(out)]) == 0
     _assert_resumed(out, saved, last_epoch=4)
+
+
+def test_changed_settings_refused_moved_run_kept(tiny_data, tmp_path, capsys):
+    """A finished run is never continued with other settings (mace-torch would re-save its model
+    files with new weights); the same run moved to another folder is still complete."""
+    out = tmp_path / "run"
+    cfg = _tiny_config(tmp_path / "tiny.yaml", epochs=1, data=tiny_data)
+    assert main(["-q", "train", str(cfg), "-o", str(out)]) == 0
+    model = out / "tiny.model"
+    before = model.read_bytes()
+    changed = _tiny_config(tmp_path / "changed.yaml", epochs=1, data=tiny_data, lr=0.005)
+    assert main(["train", str(changed), "-o", str(out)]) == 2
+    err = _err(capsys)
+    assert "started with other settings (lr)" in err and "--force" in err
+    assert model.read_bytes() == before
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    cfg = _tiny_config(tmp_path / "tiny.yaml", epochs=1, data=tiny_data)
+    assert main(["train", str(cfg), "-o", str(moved)]) == 0
+    assert (moved / "tiny.model").read_bytes() == before
+    assert main(["-q", "train", str(changed), "-o", str(out), "--force"]) == 0
+    assert json.loads((out / "mlff2d_train.json").read_text())["settings"]["lr"] == 0.005
 
 
 # --- configs ---------------------------------------------------------------------------------

@@ -44,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 #: mace-torch options that mlff2d sets itself (from the command line and the data).
 MANAGED_KEYS = ("work_dir", "train_file", "valid_file", "restart_latest")
+#: mace-torch options that may change when a run is continued (more epochs).
+CONTINUE_KEYS = frozenset({"max_num_epochs"})
+#: File in a run folder with the settings and dataset hash the run was started with.
+STATE_FILE = "mlff2d_train.json"
 #: Harmless warnings that torch/e3nn/mace-torch print during every training run.
 _NOISE = (".*TorchScript type system.*", ".*pin_memory.*", ".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD.*")
 #: Sources whose labels have no isolated-atom reference: their E0s are zero.
@@ -308,11 +312,9 @@ class Trainer:
         infos = self._check_data()
         cfg, e0s_method = self.build_mace_config(infos)
         dhash = _dataset_hash(self.files)
-        cfg_hash = hashlib.sha256(json.dumps([cfg, dhash], sort_keys=True, default=str).encode()).hexdigest()[
-            :16
-        ]
+        cfg_hash = config_hash(cfg, dhash)
         model_path = self._model_path(cfg)
-        if not self.force and self._is_complete(cfg_hash, model_path):
+        if not self.force and self._is_complete(cfg, dhash, model_path):
             logger.info(
                 "%s is already trained with this config and data; nothing to do (use --force to retrain)",
                 model_path,
@@ -320,9 +322,18 @@ class Trainer:
             metrics = json.loads((self.outdir / "metrics.json").read_text())
             self.result = TrainResult(model_path, self.outdir, metrics, skipped=True)
             return self.result
-        if self.force and (self.outdir / "checkpoints").exists():
-            shutil.rmtree(self.outdir / "checkpoints")
+        if not self.force:
+            self._check_same_run(cfg, dhash)
+        if self.force:
+            for old in ("checkpoints", "summary.yaml", "metrics.json", "mace_config.yaml", STATE_FILE):
+                path = self.outdir / old
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
         self.outdir.mkdir(parents=True, exist_ok=True)
+        state = {"config_hash": cfg_hash, "dataset_hash": dhash, "settings": _settings(cfg)}
+        atomic_write_text(self.outdir / STATE_FILE, json.dumps(state, indent=1, default=str))
         cfg_file = self.outdir / "mace_config.yaml"
         atomic_write_text(cfg_file, yaml.safe_dump(cfg, sort_keys=False))
         args = parse_mace_args(cfg_file, str(self.config_path))
@@ -381,12 +392,61 @@ class Trainer:
         suffix = "_stagetwo.model" if cfg.get("swa") else ".model"
         return model_dir / f"{cfg['name']}{suffix}"
 
-    def _is_complete(self, cfg_hash: str, model_path: Path) -> bool:
-        summary = self.outdir / "summary.yaml"
-        if not (summary.is_file() and model_path.is_file() and (self.outdir / "metrics.json").is_file()):
+    def _previous_run(self) -> tuple[dict[str, Any], str | None] | None:
+        """Settings and dataset hash of the run already in the folder, or None if there is none.
+
+        From ``mlff2d_train.json``; for runs written before that file existed, from the
+        ``mace_config.yaml`` mlff2d wrote and the ``dataset_hash`` of ``metrics.json``.
+        """
+        state = self.outdir / STATE_FILE
+        if state.is_file():
+            old = json.loads(state.read_text())
+            return old.get("settings", {}), old.get("dataset_hash")
+        legacy = self.outdir / "mace_config.yaml"
+        if legacy.is_file():
+            metrics = self.outdir / "metrics.json"
+            dhash = json.loads(metrics.read_text()).get("dataset_hash") if metrics.is_file() else None
+            return _settings(yaml.safe_load(legacy.read_text()) or {}), dhash
+        checkpoints = self.outdir / "checkpoints"
+        if checkpoints.is_dir() and any(checkpoints.iterdir()):
+            return {}, None
+        return None
+
+    def _changed(self, cfg: dict[str, Any], dhash: str, ignore: frozenset[str] = frozenset()) -> list[str]:
+        """What differs between this run and the one in the folder ([] if same or none)."""
+        previous = self._previous_run()
+        if previous is None:
+            return []
+        prev, old_dhash = previous
+        if not prev:
+            return ["unknown settings: checkpoints without a run record"]
+        if old_dhash is not None and old_dhash != dhash:
+            return ["the dataset"]
+        new = _settings(cfg)
+        return sorted(k for k in set(new) | set(prev) if k not in ignore and new.get(k) != prev.get(k))
+
+    def _check_same_run(self, cfg: dict[str, Any], dhash: str) -> None:
+        """Refuse to continue a run folder that was started with another config or dataset.
+
+        mace-torch's ``restart_latest`` would load the old checkpoints into the new settings
+        (and, with SWA, re-save the model files with other weights), so a finished or
+        interrupted run is only continued with the settings and data that started it; only
+        :data:`CONTINUE_KEYS` (e.g. a larger ``max_num_epochs``) may change.
+        """
+        changed = self._changed(cfg, dhash, ignore=CONTINUE_KEYS)
+        if changed:
+            raise InputError(
+                f"{self.outdir} holds a training run started with other settings ({', '.join(changed)})",
+                "use a new output folder, or --force to delete it and train from scratch",
+            )
+
+    def _is_complete(self, cfg: dict[str, Any], dhash: str, model_path: Path) -> bool:
+        """True if the folder holds a finished run of exactly these settings and data."""
+        files = (self.outdir / "summary.yaml", model_path, self.outdir / "metrics.json")
+        if not all(f.is_file() for f in files):
             return False
-        done = yaml.safe_load(summary.read_text()) or {}
-        return (done.get("results") or {}).get("config_hash") == cfg_hash
+        previous = self._previous_run()
+        return previous is not None and previous[1] == dhash and not self._changed(cfg, dhash)
 
     def _evaluate(self, model_path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
         from mlff2d.training.evaluate import evaluate_model
@@ -409,6 +469,22 @@ class Trainer:
             out[split] = res.metrics
             logger.info("%s errors: %s", split, res.one_line())
         return out
+
+
+def _settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The mace-torch settings of a run without the folder and file names mlff2d manages."""
+    return json.loads(json.dumps({k: v for k, v in cfg.items() if k not in MANAGED_KEYS}, default=str))
+
+
+def config_hash(cfg: dict[str, Any], dataset_hash: str) -> str:
+    """Hash of a run's mace-torch settings and dataset content (16 hex digits).
+
+    The folder and file names (``work_dir``, ``train_file``, ``valid_file``) are left out: the
+    dataset enters through the hash of its content, so a run copied to another folder, or the
+    same data read from another path, is still the same run.
+    """
+    blob = json.dumps([_settings(cfg), dataset_hash], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _torch_threads() -> int:
