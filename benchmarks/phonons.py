@@ -4,15 +4,28 @@ Each route runs in its own process (peak memory = that process's max RSS) on the
 displaced supercells from Phonopy:
 
 * ``serial``: ``MACECalculator`` through ASE, one displaced supercell per call;
-* ``batched``: :class:`mlff2d.phonons.engine.MACEBatchEngine` (one neighbour graph reused,
-  no stress, batch size tuned automatically; fixed sizes with ``--batch-sizes``);
+* ``batched``: :class:`mlff2d.phonons.engine.MACEBatchEngine` as ``mlff2d phonons`` uses it
+  (one neighbour graph reused, no stress, batch size tuned, and the exact local route: a
+  one-atom displacement evaluated on the cluster within 2 x layers hops of the atom);
+* ``whole-cell``: the same engine with the local route off (whole supercells per pass);
 * ``hessian``: the analytic MACE Hessian of the undisplaced supercell (all force constants);
   ``--hessian-rows`` rows are timed and the time is scaled to all 3 n_atoms rows.
 
-Times per displacement are measured on the first ``--n-displacements`` supercells and
-extrapolated to the full set. Without ``--model`` a random MACE of typical size is used.
+Every route is timed on the first ``--n-displacements`` supercells of Phonopy's list with a
+fresh engine (cluster building and reference evaluations included), after a warm-up of the
+model on two other supercells; times are extrapolated to the full set. Routes alternate over
+``--repeats`` and the fastest repeat of each is kept.
 
-    python benchmarks/phonons.py --output runs/bench/phonons.json [--quick] [--model M.model]
+Models have random weights (speed does not depend on them) and the architecture of
+
+* ``quick``: ``training/wse2_sw_quick.yaml`` (1 layer, r_max 4 Å, max_ell 5, 16 scalar
+  channels, correlation 2), the shipped model of the demo;
+* ``deep``: 2 layers, r_max 5 Å, max_ell 2, 16 channels (0e + 1o), correlation 3: a receptive
+  field of 10 Å, which a 12×12 cell (33 Å) cannot fit twice, so only whole cells are used.
+
+``--model M.model`` times a trained model instead.
+
+    python benchmarks/phonons.py --output runs/bench/phonons.json [--quick] [--arch quick deep]
 """
 
 from __future__ import annotations
@@ -26,8 +39,20 @@ import sys
 import time
 from pathlib import Path
 
+ARCHS = {
+    "quick": {
+        "r_max": 4.0,
+        "num_interactions": 1,
+        "max_ell": 5,
+        "channels": 16,
+        "correlation": 2,
+        "max_L": 0,
+    },
+    "deep": {"r_max": 5.0, "num_interactions": 2, "max_ell": 2, "channels": 16, "correlation": 3, "max_L": 1},
+}
 
-def _model(args):
+
+def _model(args, arch: str):
     if args.model:
         from mlff2d.phonons.engine import load_mace_calculator
 
@@ -36,8 +61,7 @@ def _model(args):
 
     from mlff2d.lammps.toymodel import random_mace
 
-    model = random_mace(channels=args.channels, max_ell=2, correlation=3, r_max=5.0)
-    return MACECalculator(models=model, device="cpu", default_dtype="float64")
+    return MACECalculator(models=random_mace(**ARCHS[arch]), device="cpu", default_dtype="float64")
 
 
 def _cells(n: int):
@@ -50,7 +74,7 @@ def _cells(n: int):
     return cell, [core.from_phonopy(c) for c in ph.supercells_with_displacements]
 
 
-def _route(name: str, args, queue) -> None:
+def _route(name: str, arch: str, args, queue) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
@@ -58,34 +82,39 @@ def _route(name: str, args, queue) -> None:
     from mlff2d.runtime import keep_allocator_memory
 
     keep_allocator_memory()
-    calc = _model(args)
+    calc = _model(args, arch)
     cell, cells = _cells(args.size)
     sample = cells[: args.n_displacements]
-    res = {"route": name, "n_atoms": len(cell), "n_displacements": len(cells)}
+    warm = cells[-2:]
+    res = {"route": name, "arch": arch, "n_atoms": len(cell), "n_displacements": len(cells)}
+
+    def engine():
+        if name == "serial":
+            return ASEEngine(calc)
+        return MACEBatchEngine(calc, local=name != "whole-cell")
+
+    engine().compute(warm, reference=cell)  # warm-up (torch, allocator), then a fresh engine
     if name == "hessian":
-        engine = MACEBatchEngine(calc, batch_size=1)
-        engine.compute(sample[:1])  # warm-up, as for the other routes
+        eng = MACEBatchEngine(calc, batch_size=1)
         n3 = 3 * len(cell)
         rows = n3 if args.hessian_rows <= 0 else min(args.hessian_rows, n3)
         t0 = time.perf_counter()
-        mace_hessian_rows(engine, cell, rows=range(rows))
+        mace_hessian_rows(eng, cell, rows=range(rows))
         res["hessian_rows_timed"] = rows
         res["total_s"] = (time.perf_counter() - t0) * n3 / rows
     else:
-        if name == "serial":
-            engine = ASEEngine(calc)
-        else:
-            bs = None if name == "batched" else int(name.split("-")[1])
-            engine = MACEBatchEngine(calc, batch_size=bs)
-            if bs is None:  # let the engine tune itself on the sample, then time it tuned
-                engine.compute(sample)
-                res["batch_size"] = engine.batch_size
-        engine.compute(sample)  # warm-up pass over the same sample: every route starts warm
+        eng = engine()
         t0 = time.perf_counter()
-        engine.compute(sample)
+        eng.compute(sample, reference=cell)
         per = (time.perf_counter() - t0) / len(sample)
         res["per_displacement_s"] = per
         res["total_s"] = per * len(cells)
+        if isinstance(eng, MACEBatchEngine):
+            res["batch_size"] = eng.batch_size
+            res["evaluated"] = dict(eng.stats)
+            if eng._plan is not None and eng._plan.clusters:
+                sizes = [c.n_nodes for c in eng._plan.clusters.values() if c is not None]
+                res["cluster_nodes_mean"] = sum(sizes) / len(sizes)
     res["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(res)
 
@@ -93,13 +122,12 @@ def _route(name: str, args, queue) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--output", type=Path, default=Path("runs/bench/phonons.json"))
-    ap.add_argument("--quick", action="store_true", help="6×6 cell, fewer displacements.")
-    ap.add_argument("--model", default=None, help="MACE *.model (default: random model).")
-    ap.add_argument("--channels", type=int, default=16, help="Channels of the random model.")
+    ap.add_argument("--quick", action="store_true", help="6×6 cell, fewer displacements, one repeat.")
+    ap.add_argument("--model", default=None, help="A trained MACE *.model instead of the random ones.")
+    ap.add_argument("--arch", nargs="+", default=["quick", "deep"], choices=sorted(ARCHS))
     ap.add_argument("--size", type=int, default=12, help="N of the N×N V_Se supercell.")
-    ap.add_argument("--n-displacements", type=int, default=24)
+    ap.add_argument("--n-displacements", type=int, default=96)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per route.")
-    ap.add_argument("--batch-sizes", type=int, nargs="*", default=[4, 16])
     ap.add_argument("--no-hessian", action="store_true")
     ap.add_argument("--repeats", type=int, default=2, help="Alternating repeats (min is kept).")
     ap.add_argument(
@@ -107,47 +135,51 @@ def main() -> int:
     )
     args = ap.parse_args()
     if args.quick:
-        args.size, args.n_displacements, args.batch_sizes, args.repeats = 6, 8, [4], 1
-    routes = ["serial", "batched", *[f"batched-{b}" for b in args.batch_sizes]]
-    if not args.no_hessian:
-        routes.append("hessian")
+        args.size, args.n_displacements, args.repeats = 6, 24, 1
+    archs = ["model"] if args.model else args.arch
+    routes = ["serial", "batched", "whole-cell"] + ([] if args.no_hessian else ["hessian"])
     ctx = mp.get_context("spawn")
     results: dict[str, dict] = {}
     for _ in range(args.repeats):  # routes alternate; the fastest repeat of each is kept
-        for name in routes:
-            q = ctx.Queue()
-            p = ctx.Process(target=_route, args=(name, args, q))
-            p.start()
-            p.join()
-            if p.exitcode != 0:
-                results.setdefault(name, {"route": name, "failed": p.exitcode})
-                continue
-            r = q.get()
-            print(json.dumps(r), flush=True)
-            old = results.get(name, {})
-            r["repeats_total_s"] = [*old.get("repeats_total_s", []), round(r["total_s"], 3)]
-            if "total_s" not in old or r["total_s"] < old["total_s"]:
-                results[name] = r
-            else:
-                old["repeats_total_s"] = r["repeats_total_s"]
-    serial = results["serial"]["total_s"]
-    headline = {
-        "n_atoms": results["serial"]["n_atoms"],
-        "n_displacements": results["serial"]["n_displacements"],
-        "serial_s_per_displacement": round(results["serial"]["per_displacement_s"], 4),
-        "batched_speedup_vs_serial": round(serial / results["batched"]["total_s"], 3),
-        "batched_batch_size": results["batched"].get("batch_size"),
-    }
-    for b in args.batch_sizes:
-        r = results.get(f"batched-{b}", {})
-        if "total_s" in r:
-            headline[f"batched{b}_speedup_vs_serial"] = round(serial / r["total_s"], 3)
-    if "total_s" in results.get("hessian", {}):
-        headline["hessian_speedup_vs_serial"] = round(serial / results["hessian"]["total_s"], 3)
+        for arch in archs:
+            for name in routes:
+                key = f"{arch}/{name}"
+                q = ctx.Queue()
+                p = ctx.Process(target=_route, args=(name, arch, args, q))
+                p.start()
+                p.join()
+                if p.exitcode != 0:
+                    results.setdefault(key, {"route": name, "arch": arch, "failed": p.exitcode})
+                    continue
+                r = q.get()
+                print(json.dumps(r), flush=True)
+                old = results.get(key, {})
+                r["repeats_total_s"] = [*old.get("repeats_total_s", []), round(r["total_s"], 3)]
+                if "total_s" not in old or r["total_s"] < old["total_s"]:
+                    results[key] = r
+                else:
+                    old["repeats_total_s"] = r["repeats_total_s"]
+    headline: dict[str, float | int | str] = {}
+    for arch in archs:
+        serial = results[f"{arch}/serial"]
+        pre = "" if arch in ("quick", "model") else f"{arch}_"
+        headline[f"{pre}n_atoms"] = serial["n_atoms"]
+        headline[f"{pre}n_displacements"] = serial["n_displacements"]
+        headline[f"{pre}serial_s_per_displacement"] = round(serial["per_displacement_s"], 4)
+        for name in routes[1:]:
+            r = results.get(f"{arch}/{name}", {})
+            if "total_s" in r:
+                label = name.replace("-", "_")
+                headline[f"{pre}{label}_speedup_vs_serial"] = round(serial["total_s"] / r["total_s"], 3)
+        batched = results.get(f"{arch}/batched", {})
+        headline[f"{pre}batched_route"] = (
+            "local" if batched.get("evaluated", {}).get("local") else "whole-cell"
+        )
     out = {
         "benchmark": "phonons",
         "headline": headline,
         "routes": results,
+        "architectures": {a: ARCHS.get(a, args.model) for a in archs},
         "settings": vars(args) | {"output": str(args.output)},
         "machine": {"python": platform.python_version(), "cpu": platform.processor()},
     }

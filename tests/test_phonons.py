@@ -228,6 +228,49 @@ def test_mace_batched_matches_serial_calculator(toy_model):
     assert auto.batch_size >= 1
 
 
+@pytest.mark.parametrize(("layers", "r_max", "n"), [(1, 4.0, 10), (2, 3.0, 10)], ids=["1layer", "2layers"])
+def test_local_route_equals_whole_cell(layers, r_max, n):
+    """One-atom displacements on a cluster give the whole-cell forces (1e-10 eV/Å), including
+    atoms at the cell edge (clusters across the periodic boundary) and next to the vacancy."""
+    from mlff2d.lammps.toymodel import random_mace
+
+    model = random_mace(channels=8, max_ell=1, correlation=2, r_max=r_max, num_interactions=layers, seed=4)
+    ref = make_defect(supercell(monolayer("WSe2"), n, n), "V_Se")
+    ref.positions += np.random.default_rng(2).normal(scale=0.02, size=ref.positions.shape)
+    centre = ref.info["defect_center"][:2]
+    near = int(np.argmin(np.linalg.norm(ref.positions[:, :2] - centre, axis=1)))
+    rng = np.random.default_rng(3)
+    cells = []
+    for i in (0, len(ref) - 1, near, near, 17):
+        a = ref.copy()
+        step = rng.normal(size=3)
+        a.positions[i] += 0.01 * step / np.linalg.norm(step)
+        cells.append(a)
+    cells[1].positions[3] += cells[1].cell[0]  # wrapped by a lattice vector (as Phonopy does): not moved
+    local = MACEBatchEngine(model, device="cpu", batch_size=2)
+    whole = MACEBatchEngine(model, device="cpu", batch_size=2, local=False)
+    got = local.compute(cells, reference=ref)
+    want = whole.compute(cells, reference=ref)
+    assert local.stats == {"local": len(cells), "whole_cell": 0}
+    assert whole.stats == {"local": 0, "whole_cell": len(cells)}
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-10)
+    # the displaced atom's own force changes: the test is not comparing reference forces
+    assert np.abs(got[2] - local._plan.forces).max() > 1e-4
+    # two atoms moved, or a supercell smaller than the receptive field: the whole cell
+    two = cells[0].copy()
+    two.positions[5] += 0.01
+    local.compute([two], reference=ref)
+    assert local.stats["whole_cell"] == 1
+    small = make_defect(supercell(monolayer("WSe2"), 3, 3), "V_Se")
+    moved = small.copy()
+    moved.positions[0, 0] += 0.01
+    engine = MACEBatchEngine(model, device="cpu", batch_size=2)
+    (f_small,) = engine.compute([moved], reference=small)
+    assert engine.stats == {"local": 0, "whole_cell": 1}
+    np.testing.assert_allclose(f_small, whole.compute([moved])[0], atol=1e-12)
+
+
 def test_mace_hessian_equals_finite_differences(toy_model):
     engine = MACEBatchEngine(toy_model, device="cpu", batch_size=8)
     prim = monolayer("WSe2")

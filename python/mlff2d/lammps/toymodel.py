@@ -29,6 +29,7 @@ def random_mace(
     correlation: int = 2,
     dtype: Dtype = "float64",
     seed: int = 0,
+    max_L: int = 1,
 ):
     """Build a randomly initialised ``mace.modules.ScaleShiftMACE``.
 
@@ -41,11 +42,13 @@ def random_mace(
     num_interactions
         Message-passing layers; the LAMMPS ghost shell is ``num_interactions * r_max``.
     channels
-        Number of channels of the hidden ``0e + 1o`` irreps.
+        Number of channels of the hidden irreps (``0e + 1o``; ``0e`` only with ``max_L=0``).
     dtype
         Parameter dtype.
     seed
         Seed of the weight initialisation.
+    max_L
+        Highest irrep order of the hidden features (0: scalar messages, as in the quick config).
 
     Returns
     -------
@@ -73,7 +76,7 @@ def random_mace(
             interaction_cls_first=block,
             num_interactions=num_interactions,
             num_elements=len(zs),
-            hidden_irreps=o3.Irreps(f"{channels}x0e + {channels}x1o"),
+            hidden_irreps=o3.Irreps(f"{channels}x0e + {channels}x1o" if max_L else f"{channels}x0e"),
             MLP_irreps=o3.Irreps("8x0e"),
             atomic_energies=np.array([-0.1 * z for z in zs]),
             avg_num_neighbors=10.0,

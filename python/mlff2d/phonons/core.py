@@ -133,7 +133,8 @@ def produce_force_constants(
     cells = [from_phonopy(c) for c in phonon.supercells_with_displacements]
     logger.info("%d displaced supercells of %d atoms", len(cells), len(cells[0]))
     cache = ForceCache(cache_dir) if cache_dir is not None else None
-    forces, n_new = compute_force_sets(engine, cells, cache=cache, progress=progress)
+    reference = from_phonopy(phonon.supercell)
+    forces, n_new = compute_force_sets(engine, cells, cache=cache, progress=progress, reference=reference)
     # remove the residual (drift) force so translational invariance holds on average
     forces -= forces.mean(axis=1, keepdims=True)
     phonon.forces = forces

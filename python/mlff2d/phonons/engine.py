@@ -10,6 +10,9 @@ One interface, :class:`ForceEngine.compute`, and a registry of back ends (:data:
     of the undisplaced supercell is built once with a skin and filtered per structure to the
     model cutoff (exactly the edges a fresh neighbour list would give), so only positions
     change between structures. The batch size is chosen from the free memory (CPU or CUDA).
+    When the supercell is large compared with the model's receptive field, a one-atom
+    displacement is evaluated on a small cluster around the displaced atom instead of the
+    whole cell, exactly (:mod:`mlff2d.phonons.locality`).
 ``lammps``
     The SW teacher evaluated by LAMMPS (``SWTeacher``), serially.
 
@@ -34,6 +37,7 @@ from ase import Atoms
 from numpy.typing import NDArray
 
 from mlff2d.errors import CalculationFailed, InputError, ModelError
+from mlff2d.phonons.locality import Cluster, NeighbourTable, cluster_around, displaced_atom
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +59,14 @@ class ForceEngine(ABC):
     provides_force_constants: ClassVar[bool] = False
 
     @abstractmethod
-    def compute(self, structures: Sequence[Atoms]) -> list[NDArray[np.float64]]:
-        """Compute the forces of each structure: a list of arrays of shape (n_atoms, 3) in eV/Å."""
+    def compute(
+        self, structures: Sequence[Atoms], reference: Atoms | None = None
+    ) -> list[NDArray[np.float64]]:
+        """Compute the forces of each structure: a list of arrays of shape (n_atoms, 3) in eV/Å.
+
+        ``reference`` is the undisplaced supercell, when the structures are displacements of it;
+        engines may use it to go faster (the results are the same).
+        """
 
     @property
     def preferred_chunk(self) -> int:
@@ -87,7 +97,9 @@ class ASEEngine(ForceEngine):
     def __init__(self, calculator: Any) -> None:
         self.calculator = calculator
 
-    def compute(self, structures: Sequence[Atoms]) -> list[NDArray[np.float64]]:  # noqa: D102
+    def compute(  # noqa: D102
+        self, structures: Sequence[Atoms], reference: Atoms | None = None
+    ) -> list[NDArray[np.float64]]:
         out = []
         for atoms in structures:
             a = atoms.copy()
@@ -186,9 +198,18 @@ class MACEBatchEngine(ForceEngine):
         Fraction of the free memory a batch may use when ``batch_size`` is None.
     max_batch
         Upper bound of the automatic batch size.
+    local
+        Use the exact local route for one-atom displacements when a ``reference`` is given
+        and the supercell is large enough (:mod:`mlff2d.phonons.locality`).
+    local_nodes
+        Cluster nodes per forward pass on the local route.
     """
 
     name = "mace-batched"
+    #: Largest displacement (Å) evaluated on the local route (phonopy uses 0.01 Å).
+    local_max_displacement: ClassVar[float] = 0.05
+    #: The local route is used only when a cluster has fewer nodes than this fraction of the cell.
+    local_max_fraction: ClassVar[float] = 0.6
 
     def __init__(
         self,
@@ -198,6 +219,8 @@ class MACEBatchEngine(ForceEngine):
         skin: float = 1.0,
         memory_fraction: float = 0.4,
         max_batch: int = 64,
+        local: bool = True,
+        local_nodes: int = 2048,
     ) -> None:
         import torch
 
@@ -225,11 +248,16 @@ class MACEBatchEngine(ForceEngine):
         self.batch_size = batch_size
         self.memory_fraction = memory_fraction
         self.max_batch = max_batch
+        self.local = local
+        self.local_nodes = local_nodes
+        self.layers = int(getattr(self.model, "num_interactions", 0)) or None
         self._base: tuple[bytes, Any] | None = None
+        self._plan: _LocalPlan | None = None
+        self.stats = {"local": 0, "whole_cell": 0}
 
     @property
     def preferred_chunk(self) -> int:  # noqa: D102
-        return self.batch_size or 32
+        return max(self.batch_size or 0, 32)
 
     def describe(self) -> dict[str, Any]:  # noqa: D102
         return {
@@ -239,6 +267,9 @@ class MACEBatchEngine(ForceEngine):
             "batch_size": self.batch_size,
             "skin_A": self.skin,
             "r_max_A": self.r_max,
+            "layers": self.layers,
+            "local_route": self.local,
+            "evaluated": dict(self.stats),
         }
 
     # -- graphs ----------------------------------------------------------------------------
@@ -346,7 +377,157 @@ class MACEBatchEngine(ForceEngine):
         )
         return out
 
-    def compute(self, structures: Sequence[Atoms]) -> list[NDArray[np.float64]]:  # noqa: D102
+    def compute(  # noqa: D102
+        self, structures: Sequence[Atoms], reference: Atoms | None = None
+    ) -> list[NDArray[np.float64]]:
+        plan = self._local_plan(reference) if reference is not None else None
+        if plan is None:
+            self.stats["whole_cell"] += len(structures)
+            return self._compute_whole(structures)
+        out: list[NDArray[np.float64] | None] = [None] * len(structures)
+        local: list[tuple[int, int, NDArray[np.float64]]] = []  # (structure, atom, displacement)
+        whole: list[int] = []
+        for n, atoms in enumerate(structures):
+            moved = plan.displaced_atom(atoms, self.local_max_displacement)
+            cluster = plan.cluster(moved[0], self.r_max, self.layers) if moved is not None else None
+            if moved is None or cluster is None or cluster.n_nodes > self.local_max_fraction * len(atoms):
+                whole.append(n)
+            else:
+                local.append((n, *moved))
+        if whole:
+            for n, f in zip(whole, self._compute_whole([structures[n] for n in whole]), strict=True):
+                out[n] = f
+        if local:
+            for (n, _, _), f in zip(local, self._compute_local(plan, local), strict=True):
+                out[n] = f
+        self.stats["whole_cell"] += len(whole)
+        self.stats["local"] += len(local)
+        return out  # type: ignore[return-value]
+
+    # -- the local route ---------------------------------------------------------------------
+    def _local_plan(self, reference: Atoms) -> _LocalPlan | None:
+        """The reference forces and neighbour table of ``reference`` (cached), or None."""
+        if not self.local or self.layers is None:
+            return None
+        if self._plan is not None and self._plan.matches(reference):
+            return self._plan if self._plan.usable else None
+        base = self._base_graph(reference)
+        f_ref = self._forward([self._graph(base, reference)])[0]
+        snd, rcv = base.edge_index.numpy()
+        pos = reference.positions
+        shifts = base.shifts.numpy()
+        lengths = np.linalg.norm(pos[rcv] - pos[snd] + shifts, axis=1)
+        table = NeighbourTable(
+            snd, rcv, base.unit_shifts.numpy().round().astype(np.int64), lengths, len(reference)
+        )
+        self._plan = _LocalPlan(reference.copy(), f_ref, table, base.node_attrs, base)
+        center = int(np.argmax(reference.numbers))  # a probe; every cluster is checked again on use
+        probe = self._plan.cluster(center, self.r_max, self.layers)
+        self._plan.usable = probe is not None and probe.n_nodes <= self.local_max_fraction * len(reference)
+        logger.info(
+            "local route %s (cluster of %s nodes for %d layers x %.2f Å in a %d-atom cell)",
+            "on" if self._plan.usable else "off",
+            probe.n_nodes if probe is not None else "overlapping-image",
+            self.layers,
+            self.r_max,
+            len(reference),
+        )
+        return self._plan if self._plan.usable else None
+
+    def _cluster_graph(self, plan: _LocalPlan, cluster: Cluster, positions: NDArray[np.float64]) -> Any:
+        """The cluster of ``cluster`` at supercell ``positions`` as a mace-torch graph (no cell)."""
+        import torch
+        from mace.tools.torch_geometric.data import Data
+
+        cell = plan.reference.cell.array
+        pos = positions[cluster.atoms] + cluster.images @ cell
+        vec = pos[cluster.receivers] - pos[cluster.senders]
+        keep = np.linalg.norm(vec, axis=1) < self.r_max
+        edges = np.stack([cluster.senders[keep], cluster.receivers[keep]])
+        n_edges = edges.shape[1]
+        base = plan.base
+        n_atoms = len(plan.reference)
+        fields = {}
+        for k in base.keys:
+            v = base[k]
+            if k in ("edge_index", "shifts", "unit_shifts", "positions", "node_attrs"):
+                continue
+            if isinstance(v, torch.Tensor) and v.ndim >= 1 and v.shape[0] == n_atoms:
+                v = v[torch.as_tensor(cluster.atoms)]
+            fields[k] = v
+        zeros = torch.zeros((n_edges, 3), dtype=self.dtype)
+        fields.update(
+            positions=torch.as_tensor(pos, dtype=self.dtype),
+            node_attrs=plan.node_attrs[torch.as_tensor(cluster.atoms)],
+            edge_index=torch.as_tensor(edges, dtype=torch.long),
+            shifts=zeros,
+            unit_shifts=zeros.clone(),
+            cell=torch.zeros((3, 3), dtype=self.dtype),
+            num_nodes=cluster.n_nodes,
+        )
+        return Data(**fields)
+
+    def _site_gradients(self, graphs: list[Any], masks: list[NDArray[np.bool_]]) -> list[NDArray[np.float64]]:
+        """∇ of the summed site energies of ``masks`` per cluster graph, eV/Å, one pass."""
+        import torch
+        from mace.tools import torch_geometric
+
+        batch = torch_geometric.Batch.from_data_list(graphs).to(self.device)
+        data = batch.to_dict()
+        out = self.model(data, compute_force=False, compute_stress=False, training=False)
+        mask = torch.as_tensor(np.concatenate(masks), device=self.device)
+        energy = out["node_energy"][mask].sum()
+        (grad,) = torch.autograd.grad(energy, data["positions"])
+        grad = grad.detach().to("cpu", dtype=torch_float64()).numpy()
+        ptr = batch["ptr"].cpu().numpy()
+        return [grad[ptr[k] : ptr[k + 1]] for k in range(len(graphs))]
+
+    def _compute_local(
+        self, plan: _LocalPlan, items: list[tuple[int, int, NDArray[np.float64]]]
+    ) -> list[NDArray[np.float64]]:
+        """Forces of one-atom displacements: reference forces + the cluster's site-energy change.
+
+        ``items`` are (structure index, displaced atom, displacement in Å); the cluster is
+        placed at the reference positions with that one atom moved.
+        """
+        jobs: list[tuple[int, int]] = []  # (item index or -1 for the reference, displaced atom)
+        for k, (_, i, _) in enumerate(items):
+            if i not in plan.ref_grads and (-1, i) not in jobs:
+                jobs.append((-1, i))
+            jobs.append((k, i))
+        grads: dict[tuple[int, int], NDArray[np.float64]] = {}
+        start = 0
+        while start < len(jobs):
+            chunk, nodes = [], 0
+            while start < len(jobs) and (not chunk or nodes < self.local_nodes):
+                chunk.append(jobs[start])
+                nodes += plan.clusters[jobs[start][1]].n_nodes
+                start += 1
+            graphs, masks = [], []
+            for k, i in chunk:
+                cluster = plan.clusters[i]
+                pos = plan.reference.positions
+                if k >= 0:
+                    pos = pos.copy()
+                    pos[i] += items[k][2]
+                graphs.append(self._cluster_graph(plan, cluster, pos))
+                masks.append(cluster.sites)
+            for job, g in zip(chunk, self._site_gradients(graphs, masks), strict=True):
+                grads[job] = g
+        for (k, i), g in grads.items():
+            if k < 0:
+                plan.ref_grads[i] = g
+        out = []
+        for k, (_, i, _) in enumerate(items):
+            cluster = plan.clusters[i]
+            forces = plan.forces.copy()
+            np.add.at(forces, cluster.atoms, -(grads[(k, i)] - plan.ref_grads[i]))
+            out.append(forces)
+        return out
+
+    # -- the whole-cell route ----------------------------------------------------------------
+    def _compute_whole(self, structures: Sequence[Atoms]) -> list[NDArray[np.float64]]:
+        """Forces of whole displaced supercells, ``batch_size`` per forward pass."""
         out: list[NDArray[np.float64]] = []
         todo = list(structures)
         while todo:
@@ -357,6 +538,68 @@ class MACEBatchEngine(ForceEngine):
             # each structure on the graph of its reference (rebuilt only when it changes)
             out += self._forward([self._graph(self._base_graph(a), a) for a in chunk])
         return out
+
+
+class _LocalPlan:
+    """What the local route keeps of one undisplaced supercell.
+
+    Attributes
+    ----------
+    reference
+        The undisplaced supercell.
+    forces
+        Its forces (eV/Å), from a whole-cell evaluation.
+    table
+        Its neighbour table (cutoff ``r_max + skin``).
+    node_attrs
+        One-hot species of the supercell atoms (mace-torch ``node_attrs``).
+    base
+        Its mace-torch graph (for the per-graph fields: head, weights ...).
+    clusters
+        Cluster of each displaced atom (built on first use).
+    ref_grads
+        Gradient of the cluster's site energies at the reference positions, per displaced atom.
+    """
+
+    def __init__(
+        self, reference: Atoms, forces: NDArray[np.float64], table: NeighbourTable, node_attrs: Any, base: Any
+    ) -> None:
+        self.reference = reference
+        self.forces = forces
+        self.table = table
+        self.node_attrs = node_attrs
+        self.base = base
+        self.clusters: dict[int, Cluster | None] = {}
+        self.ref_grads: dict[int, NDArray[np.float64]] = {}
+        self.usable = True
+        self._key = reference.numbers.tobytes() + reference.cell.array.round(10).tobytes()
+
+    def matches(self, atoms: Atoms) -> bool:
+        """True if ``atoms`` is this plan's reference (species, cell and positions)."""
+        key = atoms.numbers.tobytes() + atoms.cell.array.round(10).tobytes()
+        return key == self._key and np.abs(atoms.positions - self.reference.positions).max() < 1e-9
+
+    def displaced_atom(self, atoms: Atoms, max_displacement: float) -> tuple[int, NDArray[np.float64]] | None:
+        """The one atom ``atoms`` has moved from the reference and its displacement (Å), else None.
+
+        None also when the displacement exceeds ``max_displacement`` Å.
+        """
+        ref = self.reference
+        if len(atoms) != len(ref) or not np.array_equal(atoms.numbers, ref.numbers):
+            return None
+        if np.abs(atoms.cell.array - ref.cell.array).max() > 1e-10:
+            return None
+        moved = displaced_atom(atoms.positions, ref.positions, ref.cell.array, np.asarray(ref.pbc))
+        if moved is None or np.linalg.norm(moved[1]) > max_displacement:
+            return None
+        return moved
+
+    def cluster(self, i: int, r_max: float, layers: int) -> Cluster | None:
+        """The cluster around atom ``i`` (cached); hop cutoff ``r_max`` + 2 x the largest displacement."""
+        if i not in self.clusters:
+            cutoff = r_max + 2 * MACEBatchEngine.local_max_displacement
+            self.clusters[i] = cluster_around(self.table, i, layers, cutoff)
+        return self.clusters[i]
 
 
 @register
@@ -429,6 +672,7 @@ def compute_force_sets(
     progress: bool = True,
     description: str = "displacements",
     on_chunk: Callable[[int], None] | None = None,
+    reference: Atoms | None = None,
 ) -> tuple[NDArray[np.float64], int]:
     """Compute the forces of all ``structures``, taking cached ones from ``cache``.
 
@@ -447,6 +691,8 @@ def compute_force_sets(
     on_chunk
         Called with the number of structures computed so far after every chunk (tests use it
         to interrupt a run).
+    reference
+        The undisplaced supercell (lets the MACE engine use its exact local route).
 
     Returns
     -------
@@ -471,7 +717,7 @@ def compute_force_sets(
         while todo:
             k = max(1, engine.preferred_chunk)
             chunk, todo = todo[:k], todo[k:]
-            result = engine.compute([structures[i] for i in chunk])
+            result = engine.compute([structures[i] for i in chunk], reference=reference)
             for i, f in zip(chunk, result, strict=True):
                 forces[i] = f
                 if cache is not None:
