@@ -8,6 +8,12 @@ their ratio, and the power law t ∝ N_atoms^p of each code over the sizes.
     OMP_NUM_THREADS=1 python benchmarks/speedup_vs_dft.py --sizes 3 4 --model runs/train/wse2_gpaw.model \
         -o runs/bench/speedup_vs_dft.json
 
+``--labels STORE`` adds the growth of GPAW with cell size from a label store (the CPU time every
+label recorded, ``cpu_s``): per atom count, the median GPAW CPU time against MACE timed on one of
+those labelled structures in this run, and the exponents of both.
+
+    python benchmarks/speedup_vs_dft.py --skip-gpaw --labels data/wse2_gpaw_pbe/labels
+
 Without ``--model`` an untrained ``ScaleShiftMACE`` of the given size is timed (the cost of a
 MACE evaluation depends on the architecture, not on the weights). ``--quick`` uses one small cell
 and reduced DFT settings (250 eV, Γ-point): GPAW is then faster than in production, so the
@@ -116,6 +122,33 @@ def time_mace(atoms, calc, repeats: int) -> tuple[float, float]:
     return statistics.median(times), statistics.median(cpus)
 
 
+def label_rows(store: Path, calc, repeats: int) -> list[dict]:
+    """Per atom count of the labels in ``store``: median GPAW CPU time (s) vs MACE timed now."""
+    from ase.io import read
+
+    by_size: dict[int, list] = {}
+    for path in sorted(store.glob("*.extxyz")):
+        atoms = read(path)
+        if "cpu_s" in atoms.info:
+            by_size.setdefault(len(atoms), []).append(atoms)
+    rows = []
+    for n, frames in sorted(by_size.items()):
+        gpaw = statistics.median(float(a.info["cpu_s"]) for a in frames)
+        _, cpu_mace = time_mace(frames[0], calc, repeats)
+        rows.append(
+            {
+                "n_atoms": n,
+                "n_labels": len(frames),
+                "kpts": frames[0].info.get("kpts"),
+                "cpu_gpaw_s_median": gpaw,
+                "cpu_mace_s": cpu_mace,
+                "speedup_cpu": gpaw / cpu_mace,
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def power_law(n: list[int], t: list[float]) -> float | None:
     """Exponent p of t ∝ n^p (least squares in log-log), None for fewer than two sizes."""
     if len(n) < 2:
@@ -139,6 +172,7 @@ def main() -> int:
     ap.add_argument(
         "--quick", action="store_true", help="3x3 only, reduced DFT settings (ratio = lower bound)."
     )
+    ap.add_argument("--labels", type=Path, default=None, help="Label store with cpu_s per label (growth).")
     args = ap.parse_args()
 
     from mlff2d.config import load_yaml
@@ -165,9 +199,18 @@ def main() -> int:
         headline["gpaw_exponent"] = power_law(nat, [r["t_gpaw_s"] for r in rows])
         headline.update({f"speedup_{r['size']}_V_Se": r["speedup"] for r in rows})
         headline.update({f"speedup_cpu_{r['size']}_V_Se": r["speedup_cpu"] for r in rows})
+    label_table = []
+    if args.labels is not None:
+        label_table = label_rows(args.labels, calc, args.repeats)
+        nat = [r["n_atoms"] for r in label_table]
+        headline["labels_gpaw_cpu_exponent"] = power_law(nat, [r["cpu_gpaw_s_median"] for r in label_table])
+        headline["labels_mace_cpu_exponent"] = power_law(nat, [r["cpu_mace_s"] for r in label_table])
+        for r in label_table:
+            headline[f"labels_speedup_cpu_{r['n_atoms']}_atoms"] = r["speedup_cpu"]
     out = {
         "headline": headline,
         "rows": rows,
+        "labels": {"store": str(args.labels), "rows": label_table} if args.labels else None,
         "mace": arch,
         "mace_threads": args.threads,
         "gpaw_threads": int(os.environ.get("OMP_NUM_THREADS", "1")),
