@@ -25,6 +25,7 @@ from mlff2d.cli import main
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "training" / "wse2_sw_quick.yaml"
 PRODUCTION = REPO / "training" / "wse2_production.yaml"
+GPAW = REPO / "training" / "wse2_gpaw.yaml"
 
 
 def _err(capsys) -> str:
@@ -309,7 +310,7 @@ def test_changed_settings_refused_moved_run_kept(tiny_data, tmp_path, capsys):
 
 
 # --- configs ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("config", [QUICK, PRODUCTION], ids=["quick", "production"])
+@pytest.mark.parametrize("config", [QUICK, PRODUCTION, GPAW], ids=["quick", "production", "gpaw"])
 def test_shipped_configs_parse_with_mace(config, tmp_path):
     from mlff2d.training.train import Trainer, parse_mace_args
 
