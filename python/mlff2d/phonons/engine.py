@@ -435,7 +435,7 @@ class MACEBatchEngine(ForceEngine):
         return self._plan if self._plan.usable else None
 
     def _cluster_graph(self, plan: _LocalPlan, cluster: Cluster, positions: NDArray[np.float64]) -> Any:
-        """The cluster of ``cluster`` at supercell ``positions`` as a mace-torch graph (no cell)."""
+        """``cluster`` at the supercell ``positions`` as a mace-torch graph (images unwrapped, no cell)."""
         import torch
         from mace.tools.torch_geometric.data import Data
 
