@@ -326,4 +326,6 @@ def test_compare_command(sw_run, tmp_path):
     res = yaml.safe_load((out / "summary.yaml").read_text())["results"]
     assert res["rms_THz"] < 1e-8 and res["max_THz"] < 1e-8
     assert len(res["gamma"]) == 9
+    assert sum(g["rel_diff"] is None for g in res["gamma"]) == 3  # acoustic
+    assert res["gamma_max_optical_rel_diff"] < 1e-8
     assert (out / "compare_bands.png").is_file()

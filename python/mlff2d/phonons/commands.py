@@ -306,8 +306,11 @@ def compare(a: Path, b: Path, label_a: str | None, label_b: str | None, npoints:
         f"max |Δf| = {comp.max_thz:.4f} THz along Γ–M–K–Γ"
     )
     for g in comp.gamma:
+        rel = f", {100 * g['rel_diff']:+.2f} %" if g["rel_diff"] is not None else ""
         click.echo(
             f"  Γ {g['irrep'] or 'acoustic':>8}: {g['a_THz']:8.4f} → {g['b_THz']:8.4f} THz"
-            f"  (Δ {g['diff_THz']:+.4f})"
+            f"  (Δ {g['diff_THz']:+.4f}{rel})"
         )
+    if comp.max_optical_rel is not None:
+        click.echo(f"largest optical Γ-mode difference: {100 * comp.max_optical_rel:.2f} %")
     click.echo(f"wrote {output / 'summary.yaml'}")

@@ -13,6 +13,9 @@ from mlff2d.phonons import core
 from mlff2d.phonons.results import BandStructure, Modes
 from mlff2d.units import THZ_TO_CM1
 
+#: Γ modes of ``a`` below this frequency (THz) count as acoustic (no relative difference).
+ACOUSTIC_THZ = 0.5
+
 
 @dataclass
 class Comparison:
@@ -23,7 +26,10 @@ class Comparison:
     rms_thz, max_thz
         RMS and maximum absolute difference over all q-points and bands of the path.
     gamma
-        One dict per Γ mode: irrep (of ``a``), frequencies of ``a`` and ``b`` and difference.
+        One dict per Γ mode: irrep (of ``a``), frequencies of ``a`` and ``b``, difference, and
+        relative difference ``(b - a) / a`` for optical modes (None for acoustic ones).
+    max_optical_rel
+        Largest |relative difference| of the optical Γ modes.
     per_band_rms_thz
         RMS difference of each band (bands sorted by frequency at each q).
     """
@@ -32,6 +38,7 @@ class Comparison:
     max_thz: float
     gamma: list[dict[str, Any]] = field(default_factory=list)
     per_band_rms_thz: list[float] = field(default_factory=list)
+    max_optical_rel: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain types for ``summary.yaml``."""
@@ -41,6 +48,7 @@ class Comparison:
             "rms_cm-1": self.rms_thz * THZ_TO_CM1,
             "max_cm-1": self.max_thz * THZ_TO_CM1,
             "per_band_rms_THz": self.per_band_rms_thz,
+            "gamma_max_optical_rel_diff": self.max_optical_rel,
             "gamma": self.gamma,
         }
 
@@ -78,13 +86,16 @@ def compare_phonons(a: Any, b: Any, npoints: int = 51) -> tuple[Comparison, Band
             "a_THz": round(float(fa), 4),
             "b_THz": round(float(fb), 4),
             "diff_THz": round(float(fb - fa), 4),
+            "rel_diff": round(float(fb / fa - 1), 5) if fa > ACOUSTIC_THZ else None,
         }
         for lab, fa, fb in zip(ga.labels, ga.frequencies, gb.frequencies, strict=True)
     ]
+    rel = [abs(g["rel_diff"]) for g in gamma if g["rel_diff"] is not None]
     comp = Comparison(
         rms_thz=float(np.sqrt(np.mean(d**2))),
         max_thz=float(np.abs(d).max()),
         gamma=gamma,
         per_band_rms_thz=[float(x) for x in np.sqrt(np.mean(d**2, axis=0))],
+        max_optical_rel=max(rel) if rel else None,
     )
     return comp, ba, bb
