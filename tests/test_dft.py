@@ -165,3 +165,32 @@ def test_gpaw_unconverged_scf_is_recorded_as_scf_error(tmp_path):
     reasons = sorted(f["reason"] for f in store.failures())
     assert reasons[0].startswith("InputError: only 10.5 Å of vacuum")
     assert reasons[1].startswith("SCFError: SCF did not converge")
+
+
+@pytest.mark.gpaw
+@needs_gpaw
+def test_gpaw_ref_energy_is_the_force_consistent_free_energy(tmp_path):
+    """Wide smearing (0.5 eV, partly occupied conduction states): REF_energy is E − TS, whose
+    finite difference gives REF_forces; the σ → 0 extrapolation is kept as ``energy_sigma0``."""
+    params = {
+        **TINY["parameters"],
+        "occupations": {"name": "fermi-dirac", "width": 0.5},
+        "convergence": {"energy": 1.0e-7, "density": 1.0e-6, "eigenstates": 1.0e-9},
+    }
+    lab = get_labeller("gpaw", {**TINY, "parameters": params})
+    atoms = rattle(monolayer("WSe2", vacuum=16.0), 0.04, seed=2)
+    h = 0.01  # Å, atom 1 (Se) along x
+    energies = {}
+    for sign in (-1, 0, 1):
+        a = atoms.copy()
+        a.positions[1, 0] += sign * h
+        store = LabelStore(tmp_path / f"store{sign}")
+        label_structures([a], lab, store, progress=False)
+        energies[sign] = store.read(store.keys()[0])
+    mid = energies[0]
+    assert abs(mid.info["energy_sigma0"] - mid.info["REF_energy"]) > 2e-3  # eV: the two differ here
+    fd_free = -(energies[1].info["REF_energy"] - energies[-1].info["REF_energy"]) / (2 * h)
+    fd_sigma0 = -(energies[1].info["energy_sigma0"] - energies[-1].info["energy_sigma0"]) / (2 * h)
+    force = mid.arrays["REF_forces"][1, 0]
+    assert abs(fd_free - force) < 2e-3  # eV/Å
+    assert abs(fd_free - force) < abs(fd_sigma0 - force)

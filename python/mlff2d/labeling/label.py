@@ -69,12 +69,22 @@ def attach_labels(
     xx yy zz yz xz xy, if the calculator gives it), plus ``source``, ``settings_hash`` and
     ``wall_s`` (and ``cpu_s``, the CPU time of this process, which does not depend on how busy the
     machine was). ``calc`` is the calculator holding the results (default ``labeller.calc``).
+
+    ``REF_energy`` is the force-consistent energy: with smeared occupations (DFT) the forces and
+    stress are derivatives of the free energy E − TS, not of the σ → 0 extrapolated energy, and a
+    force field has to fit one potential energy surface. Where the two differ (partly occupied
+    defect states: 2–3 meV/atom for V_W in WSe₂ with Fermi–Dirac 0.05 eV) the extrapolated value is
+    kept as ``energy_sigma0`` (eV) for formation energies.
     """
     calc = labeller.calc if calc is None else calc
     out = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
     out.info = {k: atoms.info[k] for k in CARRIED_INFO if k in atoms.info}
     out.info.setdefault("config_type", "pristine")
-    out.info["REF_energy"] = float(calc.results["energy"])
+    energy = float(calc.results["energy"])
+    free = float(calc.results.get("free_energy", energy))
+    out.info["REF_energy"] = free
+    if free != energy:
+        out.info["energy_sigma0"] = energy
     out.arrays["REF_forces"] = np.asarray(calc.results["forces"], dtype=float).copy()
     if "stress" in calc.results:
         out.info["REF_stress"] = np.asarray(calc.results["stress"], dtype=float).reshape(-1)[:6].copy()
