@@ -24,6 +24,7 @@ _EXTRA = re.compile(r"^\s*Extrapolated:\s+(-?\d+\.\d+)", re.M)
 
 
 def main() -> None:
+    """Rewrite the labels of one store (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("store", type=Path)
     ap.add_argument("--dry-run", action="store_true")
