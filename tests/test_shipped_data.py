@@ -15,8 +15,8 @@ import yaml
 from ase.io import read
 
 from mlff2d.labeling import LabelStore
-from mlff2d.labeling.store import structure_key
 from mlff2d.reference.registry import get_labeller
+from mlff2d.structures.io import structure_key
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "wse2_gpaw_pbe"

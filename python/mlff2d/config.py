@@ -7,8 +7,6 @@ names the key and the file, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,57 +41,15 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _norm(key: str) -> str:
-    return str(key).replace("-", "_")
-
-
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
-    """Build dataclass ``cls`` from ``data``, rejecting unknown keys by name.
+    """Build dataclass ``cls`` from ``data``: unknown keys and bad values are errors naming the key.
 
-    Nested dataclass fields (and ``list[Dataclass]``) are built recursively. Keys may use
-    ``-`` or ``_``.
-
-    Parameters
-    ----------
-    cls
-        A dataclass type.
-    data
-        The mapping read from YAML (``None`` means all defaults).
-    where
-        Where the mapping came from, used in error messages (e.g. ``"recipe.yaml: md"``).
+    The one implementation is :func:`mlff2d.settings.from_mapping` (imported lazily: the settings
+    module uses :func:`to_dict` of this one).
     """
-    data = dict(data or {})
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        name = _norm(key)
-        if name not in fields:
-            known = ", ".join(sorted(fields))
-            raise ConfigError(f"{where}: unknown key '{key}'", f"known keys: {known}")
-        kwargs[name] = _coerce(hints[name], value, f"{where}: {key}")
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    from mlff2d.settings import from_mapping
 
-
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-        return from_dict(tp, value, where)
-    if origin in (list, tuple) and args and dataclasses.is_dataclass(args[0]):
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list")
-        return [from_dict(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        for a in args:
-            if dataclasses.is_dataclass(a) and isinstance(value, dict):
-                return from_dict(a, value, where)
-    return value
+    return from_mapping(cls, data, where)
 
 
 def to_dict(obj: Any) -> Any:

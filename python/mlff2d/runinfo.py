@@ -121,8 +121,9 @@ class RunRecord:
         }
 
 
-def write_summary(outdir: str | Path, record: RunRecord) -> Path:
-    """Write ``record`` to ``outdir/summary.yaml`` and return the path."""
+def write_summary(outdir: str | Path, record: RunRecord, extra: dict[str, Any] | None = None) -> Path:
+    """Write ``record`` (and ``extra`` top-level entries) to ``outdir/summary.yaml``; return the path."""
     path = Path(outdir) / "summary.yaml"
-    atomic_write_text(path, yaml.safe_dump(record.as_dict(), sort_keys=False))
+    data = {**record.as_dict(), **to_dict(extra or {})}
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return path

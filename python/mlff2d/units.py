@@ -22,6 +22,10 @@ EV_PER_A3_TO_GPA: float = 1.0 / _ase.GPa
 FS: float = _ase.fs
 #: Boltzmann constant in eV/K.
 KB_EV: float = _ase.kB
+#: 1 ps in fs.
+PS_TO_FS: float = 1000.0
+#: 1 fs in ps.
+FS_TO_PS: float = 1e-3
 #: LAMMPS ``metal`` pressure unit (bar) in eV/Å³.
 BAR_TO_EV_PER_A3: float = 1e-4 * _ase.GPa
 #: LAMMPS ``metal`` units: pressure × volume in bar·Å³ per eV (LAMMPS's own ``nktv2p``, which

@@ -12,8 +12,9 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from mlff2d.errors import InputError
-from mlff2d.labeling.store import LabelStore, structure_key
+from mlff2d.labeling.store import LabelStore
 from mlff2d.reference.registry import Labeller
+from mlff2d.structures.io import structure_key
 
 logger = logging.getLogger(__name__)
 

@@ -12,32 +12,16 @@ a killed worker loses only the calculation it was running.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
 from mlff2d.runinfo import atomic_write_text
-
-
-def structure_key(atoms: Atoms, settings_hash: str) -> str:
-    """Stable key (20 hex digits) of a structure and the calculator settings.
-
-    Positions and cell are rounded to 1e-8 Å so that a re-read extxyz gives the same key.
-    """
-    h = hashlib.sha256()
-    h.update(settings_hash.encode())
-    h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
-    h.update(np.round(atoms.positions, 8).astype(np.float64).tobytes())
-    h.update(np.round(atoms.cell.array, 8).astype(np.float64).tobytes())
-    h.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
-    return h.hexdigest()[:20]
 
 
 @dataclass

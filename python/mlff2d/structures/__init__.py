@@ -11,7 +11,7 @@ from mlff2d.structures.build import (
     supercell,
 )
 from mlff2d.structures.defects import DEFECTS, defect_names, make_defect, parse_defect
-from mlff2d.structures.io import read_structure, species_order, write_structure
+from mlff2d.structures.io import read_structure, species_order, structure_key, write_structure
 from mlff2d.structures.perturb import rattle, strain
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "read_structure",
     "species_order",
     "strain",
+    "structure_key",
     "supercell",
     "write_structure",
 ]

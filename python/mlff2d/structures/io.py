@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
@@ -14,6 +16,22 @@ Format = Literal["extxyz", "lammps-data"]
 
 _METALS = ("W", "Mo")
 _CHALCOGENS = ("Se", "S", "Te")
+
+
+def structure_key(atoms: Atoms, salt: str = "") -> str:
+    """Stable key (20 hex digits) of a structure: species, positions, cell and periodicity.
+
+    Positions and cell are rounded to 1e-8 Å so that a re-read extxyz gives the same key.
+    ``salt`` (e.g. the hash of calculator settings) is mixed in first. The one structure hash of
+    the package: label stores and force caches use it.
+    """
+    h = hashlib.sha256()
+    h.update(salt.encode())
+    h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
+    h.update(np.round(atoms.positions, 8).astype(np.float64).tobytes())
+    h.update(np.round(atoms.cell.array, 8).astype(np.float64).tobytes())
+    h.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
+    return h.hexdigest()[:20]
 
 
 def species_order(atoms: Atoms | list[Atoms]) -> list[str]:
