@@ -223,6 +223,90 @@ def test_mlff2d_md_mace_short(mace_plugin, toy_mace, tmp_path):
     assert "pair_style mace: periodic-image" in (out / "lammps.out").read_text()
 
 
-def test_mlff2d_md_errors():
-    assert main(["-q", "md", "--pair", "mace", "-o", "/tmp/never"]) == 2
-    assert main(["-q", "md", "--pair", "sw", "--steps", "10", "--dump-every", "3", "-o", "/tmp/never"]) == 2
+def test_mlff2d_md_errors(tmp_path, capsys):
+    never = str(tmp_path / "never")
+    assert main(["-q", "md", "--pair", "mace", "-o", never]) == 2
+    assert main(["-q", "md", "--pair", "sw", "--steps", "10", "--dump-every", "3", "-o", never]) == 2
+    assert not (tmp_path / "never").exists()
+    capsys.readouterr()
+
+
+def _error_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+
+
+def test_mlff2d_md_bad_values_exit_2_naming_the_option(tmp_path, capsys):
+    out = str(tmp_path / "x")
+    assert main(["-q", "md", "WSe2", "--pair", "sw", "-T", "-5", "-o", out]) == 2
+    (err,) = _error_lines(capsys)
+    assert "--temperature" in err and "-5" in err
+    assert main(["-q", "md", "WSe2", "--pair", "mace", "-o", out]) == 2
+    (err,) = _error_lines(capsys)
+    assert "--model" in err
+    assert main(["-q", "md", "WSe2", "--pair", "mace", "--model", str(tmp_path / "no.pt"), "-o", out]) == 2
+    (err,) = _error_lines(capsys)
+    assert "no.pt" in err and "not found" in err
+    for bad in (["--dt", "0"], ["--steps", "-1"], ["-n", "0"]):
+        assert main(["-q", "md", "--pair", "sw", *bad, "-o", out]) == 2
+        (err,) = _error_lines(capsys)
+        assert err.startswith("error: " + {"--dt": "--dt", "--steps": "--steps", "-n": "--nprocs"}[bad[0]])
+    assert not (tmp_path / "x").exists()
+
+
+def test_md_model_elements_checked_against_the_cell(toy_mace, tmp_path, capsys):
+    """The toy model knows W and Se: a MoS2 cell is refused before LAMMPS starts."""
+    args = ["-q", "md", "MoS2", "--model", str(toy_mace.lammps_model), "-o", str(tmp_path / "x")]
+    assert main(args) == 2
+    (err,) = _error_lines(capsys)
+    assert "Mo" in err and "S" in err
+
+
+def test_md_options_come_from_the_settings_defaults():
+    import dataclasses
+
+    from mlff2d.lammps.commands import md
+    from mlff2d.lammps.workflow import MDSettings
+
+    defaults = {f.name: f.default for f in dataclasses.fields(MDSettings)}
+    params = {p.name: p for p in md.params}
+    assert set(defaults) <= set(params)
+    for name, default in defaults.items():
+        assert params[name].default == default, name
+    flags = {p.name: p.opts for p in md.params}
+    assert "-T" in flags["temperature"] and "-n" in flags["nprocs"] and "-o" in flags["output"]
+    assert MDSettings(steps=100, dump_every=4).expected_frames == 26
+
+
+def test_md_workflow_from_python_result_and_reuse(tmp_path):
+    from mlff2d.lammps.workflow import MDResult, MDSettings, MDWorkflow
+
+    settings = MDSettings(
+        supercell=(4, 4), pair="sw", minimize=False, equil_steps=10, steps=20, dump_every=5, thermo=5
+    )
+    wf = MDWorkflow(settings, tmp_path / "md", progress=False)
+    res = wf.run()
+    assert wf.status == "ran" and isinstance(res, MDResult)
+    assert res.trajectory is not None and res.trajectory.is_file()
+    assert res.structure.is_file() and res.data.is_file() and res.log.is_file() and res.screen.is_file()
+    assert res.restart is not None and res.restart.is_file()
+    assert res.n_atoms == 47 and res.frames == 5 and res.complete
+    assert res.elements == ["W", "Se"] and res.mean_temperature_K is not None
+    from ase.io import read
+
+    assert len(read(res.structure)) == 47 and len(read(res.trajectory, index=":")) == 5
+
+    again = MDWorkflow(settings, tmp_path / "md", progress=False)
+    res2 = again.run()
+    assert again.status == "reused"
+    assert res2.trajectory == res.trajectory and res2.frames == 5
+    assert MDWorkflow.load(tmp_path / "md").structure == res.structure
+    # a truncated trajectory is not finished: the production reruns from the equilibrated restart
+    lines = res.trajectory.read_text().splitlines(keepends=True)
+    res.trajectory.write_text("".join(lines[: len(lines) // 2]))
+    third = MDWorkflow(settings, tmp_path / "md", progress=False)
+    res3 = third.run()
+    assert third.status == "ran" and res3.resumed_from_restart and res3.frames == 5
+    # a different production length does not reuse the finished run
+    longer = MDWorkflow(settings.replace(steps=40), tmp_path / "md", progress=False)
+    assert not longer.is_finished()
+    assert "--pair sw" in wf.command_line() and "--steps 20" in wf.command_line()
