@@ -4,7 +4,7 @@ Each route runs in its own process (peak memory = that process's max RSS) on the
 displaced supercells from Phonopy:
 
 * ``serial``: ``MACECalculator`` through ASE, one displaced supercell per call;
-* ``batched``: :class:`mlff2d.phonons.engine.MACEBatchEngine` as ``mlff2d phonons`` uses it
+* ``batched``: :class:`mlff2d.phonons.engines.MACEBatchEngine` as ``mlff2d phonons`` uses it
   (one neighbour graph reused, no stress, batch size tuned, and the exact local route: a
   one-atom displacement evaluated on the cluster within 2 x layers hops of the atom);
 * ``whole-cell``: the same engine with the local route off (whole supercells per pass);
@@ -54,7 +54,7 @@ ARCHS = {
 
 def _model(args, arch: str):
     if args.model:
-        from mlff2d.phonons.engine import load_mace_calculator
+        from mlff2d.phonons.engines import load_mace_calculator
 
         return load_mace_calculator(args.model, "cpu")
     from mace.calculators import MACECalculator
@@ -78,7 +78,7 @@ def _route(name: str, arch: str, args, queue) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from mlff2d.phonons.engine import ASEEngine, MACEBatchEngine, mace_hessian_rows
+    from mlff2d.phonons.engines import ASEEngine, MACEBatchEngine, mace_hessian_rows
     from mlff2d.runtime import keep_allocator_memory
 
     keep_allocator_memory()

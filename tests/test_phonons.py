@@ -6,6 +6,7 @@ on a small random model; the key test compares the quick MACE student with its S
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import yaml
 from mlff2d.cli import main
 from mlff2d.phonons import core
 from mlff2d.phonons.compare import compare_phonons, load_phonopy
-from mlff2d.phonons.engine import (
+from mlff2d.phonons.engines import (
     ASEEngine,
     ForceCache,
     MACEBatchEngine,
@@ -23,9 +24,19 @@ from mlff2d.phonons.engine import (
     mace_hessian_force_constants,
 )
 from mlff2d.phonons.results import DOS, BandStructure, ShellPDOS
+from mlff2d.phonons.stage import (
+    CompareResult,
+    CompareSettings,
+    CompareWorkflow,
+    PhononsResult,
+    PhononsSettings,
+    PhononsWorkflow,
+    PristinePhononsResult,
+)
 from mlff2d.phonons.unfold import site_mapping, unfold_path
 from mlff2d.reference.sw import SWTeacher
 from mlff2d.structures import make_defect, monolayer, supercell
+from mlff2d.structures.bz import HEX_PATH
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +91,8 @@ def test_cli_writes_all_files_and_figures(sw_run):
         assert (sw_run / "defect" / name).is_file(), name
     summary = yaml.safe_load((sw_run / "summary.yaml").read_text())
     assert summary["results"]["defect"]["n_atoms"] == 47
-    assert "pristine.phonon_bands_pdos_png" in summary["outputs"]
+    assert "pristine.figures.phonon_bands_pdos_png" in summary["outputs"]
+    assert "defect.shells" in summary["outputs"] and "pristine.phonopy_params" in summary["outputs"]
 
 
 def test_rerun_is_noop(sw_run, capsys):
@@ -129,7 +141,7 @@ def test_unfolding_pristine_6x6_reproduces_primitive_bands(sw_run):
     mapping = site_mapping(ideal, ideal)
     rec = np.asarray(core.from_phonopy(prim.primitive).cell.reciprocal())
     _, freqs, weights, _, _ = unfold_path(sc, ideal, mapping, (6, 6), 8, rec)
-    points = [np.array(q) for _, q in core.HEX_PATH]
+    points = [np.array(q) for _, q in HEX_PATH]
     qs = np.concatenate(
         [a + np.linspace(0, 1, 8)[:, None] * (b - a) for a, b in zip(points[:-1], points[1:], strict=True)]
     )
@@ -317,15 +329,79 @@ def test_mace_student_reproduces_sw_phonons(request, sw_run, tmp_path):
     comp, _, bands = compare_phonons(load_phonopy(sw_run), load_phonopy(out))
     near = np.linalg.norm(bands.qpoints, axis=1) < 0.15
     assert bands.frequencies[near].min() > -0.05
-    assert comp.rms_thz <= 0.08, comp.as_dict()
+    assert comp.rms_thz <= 0.08, comp
 
 
 def test_compare_command(sw_run, tmp_path):
     out = tmp_path / "cmp"
-    assert main(["-q", "phonons", "compare", str(sw_run), str(sw_run / "pristine"), "-o", str(out)]) == 0
+    b = sw_run / "pristine" / "phonopy_params.yaml"
+    assert main(["-q", "phonons", "compare", str(sw_run), str(b), "-o", str(out)]) == 0
     res = yaml.safe_load((out / "summary.yaml").read_text())["results"]
-    assert res["rms_THz"] < 1e-8 and res["max_THz"] < 1e-8
+    assert res["rms_thz"] < 1e-8 and res["max_thz"] < 1e-8
     assert len(res["gamma"]) == 9
     assert sum(g["rel_diff"] is None for g in res["gamma"]) == 3  # acoustic
-    assert res["gamma_max_optical_rel_diff"] < 1e-8
+    assert res["max_optical_rel"] < 1e-8
     assert (out / "compare_bands.png").is_file()
+    loaded = CompareWorkflow.load(out)
+    assert isinstance(loaded, CompareResult) and loaded.figures["compare_bands_png"].is_file()
+
+
+def test_compare_rejects_a_folder_of_another_stage(sw_run, tmp_path, capsys):
+    args = ["-q", "phonons", "compare", str(sw_run / "pristine"), str(sw_run), "-o", str(tmp_path / "c")]
+    assert main(args) == 2
+    assert "summary.yaml missing" in capsys.readouterr().err
+
+
+def test_workflow_from_python_runs_then_reuses(tmp_path):
+    settings = PhononsSettings(calculator="sw", supercell=(3, 3), mesh=6, npoints=11, figures=False)
+    wf = PhononsWorkflow(settings, tmp_path / "ph", progress=False)
+    res = wf.run()
+    assert wf.status == "ran"
+    assert isinstance(res, PhononsResult) and isinstance(res.pristine, PristinePhononsResult)
+    assert res.defect is None and res.calculator == "sw" and res.engine["engine"] == "ase"
+    assert res.pristine.phonopy_params.is_file() and res.pristine.dos.name == "dos.npz"
+    assert res.pristine.displacements_computed == res.pristine.displacements > 0
+    assert len(res.pristine.gamma_modes) == 9 and res.pristine.figures == {}
+    again = PhononsWorkflow(settings, tmp_path / "ph", progress=False)
+    loaded = again.run()
+    assert again.status == "reused"
+    assert loaded.pristine.phonopy_params == res.pristine.phonopy_params
+    assert loaded.pristine.gamma_modes == res.pristine.gamma_modes
+    # force: cached forces are discarded and every displacement is computed again
+    forced = PhononsWorkflow(settings, tmp_path / "ph", force=True, progress=False)
+    assert forced.run().pristine.displacements_computed == res.pristine.displacements
+    assert forced.status == "ran"
+    # other settings: the cached displacement forces are reused
+    other = PhononsWorkflow(settings.replace(mesh=8), tmp_path / "ph", progress=False).run()
+    assert other.pristine.displacements_computed == 0
+
+
+def test_cli_options_come_from_the_settings():
+    from mlff2d.phonons.commands import compare, run
+
+    for cmd, cls in ((run, PhononsSettings), (compare, CompareSettings)):
+        params = {p.name: p for p in cmd.params}
+        for f in dataclasses.fields(cls):
+            if f.default is dataclasses.MISSING:  # the arguments A and B
+                assert params[f.name].required, f.name
+                continue
+            got = params[f.name].default
+            assert (tuple(got) if isinstance(got, list) else got) == f.default, f.name
+    assert PhononsSettings().to_argv() == ["WSe2"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["WSe2", "--supercell", "0", "0"], "--supercell"),
+        (["WSe2", "--sigma", "-0.1"], "--sigma"),
+        (["WSe2", "--calculator", "mace"], "--model"),
+        (["WSe2", "--defect", "V_Se", "--defect-structure", "x.extxyz"], "--defect-structure"),
+    ],
+    ids=["supercell", "sigma", "mace-without-model", "defect-twice"],
+)
+def test_bad_options_exit_2_with_one_line(args, needle, tmp_path, capsys):
+    assert main(["-q", "phonons", *args, "-o", str(tmp_path / "x")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "x").exists()

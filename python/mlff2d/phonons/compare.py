@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from mlff2d.errors import InputError
 from mlff2d.phonons import core
 from mlff2d.phonons.results import BandStructure, Modes
-from mlff2d.units import THZ_TO_CM1
+from mlff2d.phonons.stage import NPOINTS, PhononsResult, PhononsWorkflow
 
 #: Γ modes of ``a`` below this frequency (THz) count as acoustic (no relative difference).
 ACOUSTIC_THZ = 0.5
@@ -40,35 +40,29 @@ class Comparison:
     per_band_rms_thz: list[float] = field(default_factory=list)
     max_optical_rel: float | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        """Plain types for ``summary.yaml``."""
-        return {
-            "rms_THz": self.rms_thz,
-            "max_THz": self.max_thz,
-            "rms_cm-1": self.rms_thz * THZ_TO_CM1,
-            "max_cm-1": self.max_thz * THZ_TO_CM1,
-            "per_band_rms_THz": self.per_band_rms_thz,
-            "gamma_max_optical_rel_diff": self.max_optical_rel,
-            "gamma": self.gamma,
-        }
-
 
 def load_phonopy(path: str | Path) -> Any:
-    """Load a Phonopy object from ``phonopy_params.yaml`` or a run folder holding one.
+    """Load a Phonopy object from a ``phonopy_params.yaml`` or an ``mlff2d phonons`` output folder.
 
-    A folder of ``mlff2d phonons`` holds the pristine result in ``pristine/``.
+    For a folder, its pristine result is loaded (:meth:`PhononsWorkflow.load`).
+
+    Raises
+    ------
+    InputError
+        If ``path`` is neither a file nor a finished ``mlff2d phonons`` folder.
     """
     p = Path(path)
-    candidates = [p] if p.is_file() else [p / "phonopy_params.yaml", p / "pristine" / "phonopy_params.yaml"]
-    for c in candidates:
-        if c.is_file():
-            return core.load_phonopy_file(c)
-    raise InputError(
-        f"no phonopy_params.yaml in {p}", "pass a phonopy_params.yaml or an `mlff2d phonons` output folder"
-    )
+    if p.is_file():
+        return core.load_phonopy_file(p)
+    if not p.is_dir():
+        raise InputError(f"{p} not found", "pass a phonopy_params.yaml or an `mlff2d phonons` output folder")
+    result = cast(PhononsResult, PhononsWorkflow.load(p))
+    return core.load_phonopy_file(result.pristine.phonopy_params)
 
 
-def compare_phonons(a: Any, b: Any, npoints: int = 51) -> tuple[Comparison, BandStructure, BandStructure]:
+def compare_phonons(
+    a: Any, b: Any, npoints: int = NPOINTS
+) -> tuple[Comparison, BandStructure, BandStructure]:
     """Bands of two Phonopy objects on the same reduced Γ–M–K–Γ path and their differences."""
     if len(a.primitive) != len(b.primitive):
         raise InputError(

@@ -14,18 +14,11 @@ from ase import Atoms
 from numpy.typing import NDArray
 
 from mlff2d.errors import CalculationFailed
-from mlff2d.phonons.engine import ForceCache, ForceEngine, compute_force_sets
+from mlff2d.phonons.engines import ForceCache, ForceEngine, compute_force_sets
 from mlff2d.phonons.results import DOS, BandStructure, Modes
+from mlff2d.structures.bz import HEX_PATH
 
 logger = logging.getLogger(__name__)
-
-#: The hexagonal path Γ–M–K–Γ in reduced coordinates of our 120° cell.
-HEX_PATH: list[tuple[str, tuple[float, float, float]]] = [
-    ("Γ", (0.0, 0.0, 0.0)),
-    ("M", (0.5, 0.0, 0.0)),
-    ("K", (1 / 3, 1 / 3, 0.0)),
-    ("Γ", (0.0, 0.0, 0.0)),
-]
 
 
 def to_phonopy(atoms: Atoms) -> Any:

@@ -60,6 +60,15 @@ def _band_axes(ax, ticks: np.ndarray, labels: list[str]) -> None:
     ax.set_ylabel("Frequency (THz)")
 
 
+def _dos_panel(ax_dos, ax_bands, freqs: np.ndarray) -> None:
+    """Label the DOS panel, add its cm⁻¹ axis and show the frequency range of ``freqs`` (THz)."""
+    ax_dos.set_xlabel("DOS (states/THz/atom)")
+    ax_dos.set_xlim(0, None)
+    ax_dos.legend(loc="upper right", frameon=False)
+    ax_bands.set_ylim(min(-0.2, freqs[0]), freqs[-1])
+    _cm1_axis(ax_dos)
+
+
 def _element(name: str) -> str:
     return name.split()[0]
 
@@ -91,11 +100,7 @@ def plot_bands_pdos(bands: BandStructure, dos: DOS, gamma: Modes | None, stem: s
         ls = "--" if name.endswith(" z") else "-"
         label = name.replace(" xy", " in-plane").replace(" z", " out-of-plane")
         axd.plot(y, dos.frequencies, ls, color=_COLORS.get(_element(name), None), lw=1.1, label=label)
-    axd.set_xlabel("DOS (states/THz/atom)")
-    axd.set_xlim(0, None)
-    axd.legend(loc="upper right", frameon=False)
-    ax.set_ylim(min(-0.2, dos.frequencies[0]), dos.frequencies[-1])
-    _cm1_axis(axd)
+    _dos_panel(axd, ax, dos.frequencies)
     return _save(fig, stem)
 
 
@@ -132,11 +137,7 @@ def plot_compare_band_pdos(
     ax2.plot(defect.total, defect.frequencies, color="tab:blue", lw=1.2, label="defect")
     for name, y in defect.partial.items():
         ax2.plot(y, defect.frequencies, color=_COLORS.get(name), lw=0.9, ls=":", label=f"defect {name}")
-    ax2.set_xlabel("DOS (states/THz/atom)")
-    ax2.set_xlim(0, None)
-    ax2.legend(loc="upper right", frameon=False)
-    ax0.set_ylim(min(-0.2, defect.frequencies[0]), defect.frequencies[-1])
-    _cm1_axis(ax2)
+    _dos_panel(ax2, ax0, defect.frequencies)
     return _save(fig, stem)
 
 

@@ -15,8 +15,9 @@ from ase import Atoms
 from numpy.typing import NDArray
 
 from mlff2d.errors import StructureError
-from mlff2d.phonons.core import HEX_PATH
+from mlff2d.phonons.broadening import broadened_dos
 from mlff2d.phonons.results import SpectralMap
+from mlff2d.structures.bz import HEX_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -166,11 +167,11 @@ def spectral_map(
     tick_distances: NDArray,
     tick_labels: list[str],
 ) -> SpectralMap:
-    """Broaden unfolded modes into A(q, ω) on ``grid`` (THz) with Gaussians of width ``sigma``."""
-    g = grid[None, None, :]
-    f = frequencies[:, :, None]
-    gauss = np.exp(-0.5 * ((g - f) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
-    a = np.einsum("qm,qmf->qf", weights, gauss)
+    """Broaden unfolded modes into A(q, ω) on ``grid`` (THz) with Gaussians of width ``sigma`` (THz).
+
+    Each q-point's modes (``frequencies``, THz) are broadened with their unfolding ``weights``.
+    """
+    a = np.array([broadened_dos(grid, f, sigma, w) for f, w in zip(frequencies, weights, strict=True)])
     return SpectralMap(
         distances=distances,
         frequencies=grid,
