@@ -167,3 +167,48 @@ def test_dataset_resumes_from_saved_structures(tmp_path):
     res = build_dataset(recipe, out, progress=False)
     assert res["computed_now"] == 0 and res["n_labelled"] == 10
     assert (out / "structures.extxyz").read_bytes() == saved
+
+
+def _recipe(path: Path, groups: list[dict]) -> Path:
+    path.write_text(yaml.safe_dump({"name": "t", "calculator": "sw", "seed": 1, "groups": groups}))
+    return path
+
+
+def test_dataset_command_reused_then_store_resumes(tmp_path, capsys):
+    """`mlff2d dataset` twice: the second is reused; a grown recipe labels only the new structures."""
+    from mlff2d.cli import main
+    from mlff2d.labeling.workflow import DatasetResult, DatasetSettings, DatasetWorkflow
+
+    group = {"count": 3, "supercells": [[2, 2]], "rattle": [0.01, 0.05]}
+    recipe = _recipe(tmp_path / "r.yaml", [group])
+    out = tmp_path / "ds"
+    assert main(["-q", "dataset", str(recipe), "-o", str(out)]) == 0
+    assert "3 labels computed now" in capsys.readouterr().out
+    assert main(["-q", "dataset", str(recipe), "-o", str(out)]) == 0
+    assert "reused" in capsys.readouterr().out
+    wf = DatasetWorkflow(DatasetSettings(recipe), out)
+    res = wf.run()
+    assert wf.status == "reused" and isinstance(res, DatasetResult)
+    assert res.n_labelled == 3 and sum(sum(c.values()) for c in res.counts.values()) == 3
+    assert all(p.is_file() for p in (res.train, res.valid, res.test, res.provenance, res.structures))
+    assert DatasetWorkflow.load(out) == res
+    # a grown recipe is not finished: only the new structures are labelled, the store has the rest
+    _recipe(recipe, [group, {**group, "count": 2, "defect": "V_Se"}])
+    wf = DatasetWorkflow(DatasetSettings(recipe), out, progress=False)
+    res = wf.run()
+    assert wf.status == "ran" and res.n_labelled == 5 and res.computed_now == 2
+
+
+def test_dataset_options_come_from_settings(tmp_path, capsys):
+    import dataclasses
+
+    from mlff2d.cli import main
+    from mlff2d.labeling.commands import dataset
+    from mlff2d.labeling.workflow import DatasetSettings
+
+    defaults = {p.name: p.default for p in dataset.params}
+    for f in dataclasses.fields(DatasetSettings):
+        if f.default is not dataclasses.MISSING:
+            assert defaults[f.name] == f.default, f.name
+    assert main(["dataset", str(tmp_path / "missing.yaml"), "-o", str(tmp_path / "o")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err

@@ -200,6 +200,75 @@ def test_export_float32(quick_model, tmp_path):
     assert (tmp_path / "summary.yaml").is_file()
 
 
+def test_workflows_from_python(quick_model, tmp_path):
+    """Each stage run from Python returns its typed result; files exist; a second run is reused."""
+    from mlff2d.training.workflows import (
+        EvaluateResult,
+        EvaluateSettings,
+        EvaluateWorkflow,
+        ExportResult,
+        ExportSettings,
+        ExportWorkflow,
+        TrainResult,
+        TrainSettings,
+        TrainWorkflow,
+    )
+
+    train = TrainWorkflow(TrainSettings(QUICK, data=quick_model.data), quick_model.run)
+    res = train.run()
+    assert isinstance(res, TrainResult) and res.model == quick_model.model
+    assert train.status == "reused"
+    assert res.test == res.metrics["test"]["overall"] and res.e0s == "zero"
+    assert all(p.is_file() for p in res.output_files().values())
+    assert TrainWorkflow.load(quick_model.run) == res
+
+    test_file = quick_model.data / "test.extxyz"
+    ev = EvaluateWorkflow(EvaluateSettings(quick_model.model, test_file, batch_size=5), tmp_path / "ev")
+    eres = ev.run()
+    assert isinstance(eres, EvaluateResult) and ev.status == "ran"
+    assert set(eres.output_files()) == {
+        "metrics_json",
+        "metrics_md",
+        "predictions",
+        "parity_energy",
+        "parity_forces",
+    }
+    assert all(p.is_file() and p.parent == tmp_path / "ev" for p in eres.output_files().values())
+    assert eres.forces_rmse == pytest.approx(res.test["forces"]["rmse"], rel=1e-9)
+    assert json.loads(eres.metrics_json.read_text()) == eres.metrics
+    again = EvaluateWorkflow(EvaluateSettings(quick_model.model, test_file, batch_size=5), tmp_path / "ev")
+    assert again.run() == eres and again.status == "reused"
+    assert EvaluateWorkflow.load(tmp_path / "ev") == eres
+
+    ex = ExportWorkflow(ExportSettings(quick_model.model, dtype="float32"), tmp_path / "ex")
+    xres = ex.run()
+    assert isinstance(xres, ExportResult) and xres.lammps_model.is_file() and xres.sidecar.is_file()
+    assert xres.elements == ["W", "Se"] and xres.dtype == "float32"
+    assert xres.pair_coeff == f"pair_coeff * * {xres.lammps_model.name} W Se"
+    card = json.loads(xres.sidecar.read_text())
+    assert card["dataset_hash"] == res.dataset_hash and card["r_max"] == xres.r_max
+
+
+def test_options_come_from_settings(tmp_path, capsys):
+    """Command options and defaults are the settings dataclasses'; a bad value exits 2 naming it."""
+    import dataclasses
+
+    from mlff2d.training.commands import evaluate, export, train
+    from mlff2d.training.workflows import EvaluateSettings, ExportSettings, TrainSettings
+
+    for cmd, cls in ((train, TrainSettings), (evaluate, EvaluateSettings), (export, ExportSettings)):
+        defaults = {p.name: p.default for p in cmd.params}
+        for f in dataclasses.fields(cls):
+            assert f.name in defaults, (cmd.name, f.name)
+            if f.default is not dataclasses.MISSING:
+                assert defaults[f.name] == f.default, (cmd.name, f.name)
+    args = ["evaluate", str(tmp_path / "m.model"), str(tmp_path / "d.extxyz"), "-o", str(tmp_path / "x")]
+    assert main([*args, "--batch-size", "0"]) == 2
+    err = _err(capsys).splitlines()
+    assert err[0].startswith("error: --batch-size: 0 is below the minimum 1"), err
+    assert not (tmp_path / "x").exists()
+
+
 def test_calculator_on_defect_cell(quick_model):
     """The ASE helper: a relaxed-ish V_Se cell has small, finite-difference-consistent forces."""
     from mlff2d.structures import make_defect, monolayer, rattle, supercell
@@ -313,8 +382,10 @@ def test_changed_settings_refused_moved_run_kept(tiny_data, tmp_path, capsys):
 @pytest.mark.parametrize("config", [QUICK, PRODUCTION, GPAW], ids=["quick", "production", "gpaw"])
 def test_shipped_configs_parse_with_mace(config, tmp_path):
     from mlff2d.training.train import Trainer, parse_mace_args
+    from mlff2d.training.workflows import TrainSettings
 
-    tr = Trainer(config, tmp_path / "run", train_file=REPO / "tests" / "conftest.py", device="cpu")
+    settings = TrainSettings(config, train_file=REPO / "tests" / "conftest.py", device="cpu")
+    tr = Trainer(settings, tmp_path / "run")
     cfg = dict(tr.mace_cfg.items())
     cfg.update(name=cfg.get("name", "x"), train_file="t.extxyz", work_dir=str(tmp_path))
     f = tmp_path / "c.yaml"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
+
+from mlff2d.labeling.workflow import DatasetSettings, DatasetWorkflow
+from mlff2d.settings import cli_options, settings_from_cli
 
 
 class _DefaultGroup(click.Group):
@@ -133,28 +137,22 @@ def label_collect(store: Path, output: Path) -> None:
 
 
 @click.command("dataset")
-@click.argument("recipe", type=click.Path(path_type=Path))
+@cli_options(DatasetSettings)
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option(
-    "--store",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Label store (default OUTPUT/labels); share one across recipes to reuse labels.",
+    "--force", is_flag=True, help="Rebuild the splits even if finished (labels in the store are kept)."
 )
-@click.option(
-    "--no-label", is_flag=True, help="Compute nothing: write the splits from the labels already in the store."
-)
-def dataset(recipe: Path, output: Path, store: Path | None, no_label: bool) -> None:
+def dataset(output: Path, force: bool, **kwargs: Any) -> None:
     """Generate, label and split a dataset RECIPE into train/valid/test extxyz.
 
     Example: mlff2d dataset training/datasets/wse2_sw_quick.yaml -o runs/data
     """
-    from mlff2d.labeling.dataset import build_dataset
-
-    res = build_dataset(recipe, output, store, label=not no_label)
-    sizes = ", ".join(f"{s} {sum(res['counts'][s].values())}" for s in ("train", "valid", "test"))
-    click.echo(
-        f"wrote {output}/{{train,valid,test}}.extxyz: {sizes} structures "
-        f"({res['computed_now']} labelled now, {res['n_failed']} failed, {res['n_pending']} not "
-        "labelled yet); provenance.yaml"
-    )
+    workflow = DatasetWorkflow(settings_from_cli(DatasetSettings, kwargs), output, force=force)
+    res = workflow.run()
+    if workflow.status == "reused":
+        click.echo(f"{output}: finished with this recipe, reused (--force to rebuild): {res.describe()}")
+    else:
+        click.echo(
+            f"wrote {output}/{{train,valid,test}}.extxyz: {res.describe()}, "
+            f"{res.computed_now} labels computed now; provenance.yaml"
+        )

@@ -37,7 +37,7 @@ from mlff2d.errors import ConfigError
 from mlff2d.labeling.label import label_structures
 from mlff2d.labeling.store import LabelStore
 from mlff2d.reference.registry import get_labeller
-from mlff2d.runinfo import RunRecord, file_hash, package_versions, write_summary
+from mlff2d.runinfo import RunRecord, file_hash, package_versions
 from mlff2d.structures import make_defect, monolayer, rattle, strain, supercell
 
 logger = logging.getLogger(__name__)
@@ -256,6 +256,7 @@ def build_dataset(
     store: str | Path | None = None,
     progress: bool = True,
     label: bool = True,
+    record: RunRecord | None = None,
 ) -> dict[str, Any]:
     """Generate, label (resumably) and split a recipe into ``outdir/{train,valid,test}.extxyz``.
 
@@ -269,15 +270,20 @@ def build_dataset(
         Label store folder, e.g. a shared DFT store.
     label
         Compute missing labels; False writes the splits from what the store already holds.
+    record
+        Receives the timings (s) of generation and labelling (``summary.yaml`` is written by
+        :class:`mlff2d.labeling.workflow.DatasetWorkflow`).
 
     Returns
     -------
     dict
-        Counts per split and config_type, failures, file paths.
+        Counts per split and config_type, failures, label settings, hashes of the split files;
+        ``"files"``: the written files by name (``train``, ``valid``, ``test``, ``provenance``,
+        ``structures``).
     """
     recipe = load_recipe(recipe_path)
     outdir = Path(outdir)
-    rec = RunRecord("dataset", config=to_dict(recipe), inputs={"recipe": str(recipe_path)})
+    rec = record if record is not None else RunRecord("dataset")
     with rec.timer("generate"):
         items = generate_cached(recipe, outdir / "structures.extxyz")
     profile = load_yaml(recipe.profile) if recipe.profile else {}
@@ -295,7 +301,6 @@ def build_dataset(
         tmp = path.with_name(f".{path.name}.tmp")
         write(tmp, frames[split], format="extxyz")
         tmp.replace(path)
-        rec.outputs[split] = str(path)
         ct: dict[str, int] = {}
         for a in frames[split]:
             ct[a.info.get("config_type", "?")] = ct.get(a.info.get("config_type", "?"), 0) + 1
@@ -314,7 +319,6 @@ def build_dataset(
         "settings_hash": labeller.settings_hash,
         "hashes": {s: file_hash(outdir / f"{s}.extxyz") for s in SPLITS},
     }
-    rec.results = results
     provenance = {
         "recipe": to_dict(recipe),
         "versions": package_versions(),
@@ -323,6 +327,6 @@ def build_dataset(
         "failures": lstore.failures(),
     }
     (outdir / "provenance.yaml").write_text(yaml.safe_dump(provenance, sort_keys=False))
-    rec.outputs["provenance"] = str(outdir / "provenance.yaml")
-    write_summary(outdir, rec)
-    return results
+    files = {s: outdir / f"{s}.extxyz" for s in SPLITS}
+    files.update(provenance=outdir / "provenance.yaml", structures=outdir / "structures.extxyz")
+    return {**results, "files": files}

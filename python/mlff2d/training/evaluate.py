@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 from ase import Atoms
 from numpy.typing import NDArray
 
-from mlff2d.runinfo import RunRecord, atomic_write_text, write_summary
+from mlff2d.runinfo import RunRecord, atomic_write_text
 from mlff2d.training.data import (
     check_elements,
     import_mace,
@@ -31,6 +31,7 @@ from mlff2d.training.data import (
     read_dataset,
     resolve_head,
 )
+from mlff2d.training.workflows import EvaluateResult, EvaluateSettings
 from mlff2d.units import EV_TO_MEV
 
 logger = logging.getLogger(__name__)
@@ -74,27 +75,6 @@ class Predictions:
     def atom_mask(self, structure_mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """Per-atom mask, shape (sum(n_atoms),), from a per-structure mask, shape (S,)."""
         return np.repeat(structure_mask, self.n_atoms)
-
-
-@dataclass
-class EvalResult:
-    """Metrics and files of one evaluation.
-
-    Attributes
-    ----------
-    metrics
-        ``{"overall": {...}, "by_config_type": {name: {...}}, "units": {...}}``; each entry has
-        ``energy``/``forces``/``stress`` with ``mae`` and ``rmse`` (forces also per component).
-    output_files
-        Name → path of the written files.
-    """
-
-    metrics: dict[str, Any]
-    output_files: dict[str, Path] = field(default_factory=dict)
-
-    def one_line(self) -> str:
-        """Overall errors in one line."""
-        return one_line(self.metrics["overall"])
 
 
 def one_line(m: dict[str, Any]) -> str:
@@ -312,63 +292,45 @@ def write_predictions(frames: list[Atoms], p: Predictions, path: Path) -> None:
     write(path, out, format="extxyz")
 
 
-def evaluate_model(
-    model: str | Path,
-    data: str | Path,
-    outdir: str | Path,
-    batch_size: int = 16,
-    device: str = "cpu",
-    head: str | None = None,
-    energy_key: str = "REF_energy",
-    forces_key: str = "REF_forces",
-    stress_key: str = "REF_stress",
-    plots: bool = True,
-) -> EvalResult:
+def evaluate(
+    settings: EvaluateSettings, outdir: str | Path, record: RunRecord, progress: bool = True
+) -> EvaluateResult:
     """Evaluate a mace-torch model file on a labelled extxyz dataset and write the results.
 
-    Parameters
-    ----------
-    model
-        mace-torch ``*.model`` file.
-    data
-        extxyz with ``REF_energy`` (eV), ``REF_forces`` (eV/Å) and optionally ``REF_stress``.
-    outdir
-        Output folder for ``metrics.json``, ``metrics.md``, plots, predictions, ``summary.yaml``.
-    batch_size
-        Structures per batch.
+    Writes ``metrics.json``, ``metrics.md``, ``predictions.extxyz`` and the parity plots into
+    ``outdir``; the prediction time (s) goes into ``record``.
 
     Raises
     ------
     InputError, ModelError
         Bad dataset or model file (one line naming the file).
     """
+    s = settings
     out = Path(outdir)
-    rec = RunRecord(
-        "evaluate",
-        config={"batch_size": batch_size, "device": device, "head": head},
-        inputs={"model": str(model), "data": str(data)},
-    )
-    mdl = load_model(model, device)
-    head = resolve_head(mdl, head, str(model))
-    frames = read_dataset(data, energy_key, forces_key)
-    check_elements(frames, mdl, data, model)
-    with rec.timer("predict"):
-        pred = predict(mdl, frames, batch_size, device, head, energy_key, forces_key, stress_key)
+    mdl = load_model(s.model, s.device)
+    head = resolve_head(mdl, s.head, str(s.model))
+    frames = read_dataset(s.data, s.energy_key, s.forces_key)
+    check_elements(frames, mdl, s.data, s.model)
+    with record.timer("predict"):
+        pred = predict(
+            mdl, frames, s.batch_size, s.device, head, s.energy_key, s.forces_key, s.stress_key, progress
+        )
     metrics = compute_metrics(pred)
-    metrics["data"] = str(data)
-    metrics["model"] = str(model)
+    metrics["data"] = str(s.data)
+    metrics["model"] = str(s.model)
     out.mkdir(parents=True, exist_ok=True)
-    files = {
-        "metrics_json": out / "metrics.json",
-        "metrics_md": out / "metrics.md",
-        "predictions": out / "predictions.extxyz",
-    }
-    atomic_write_text(files["metrics_json"], json.dumps(metrics, indent=2))
-    atomic_write_text(files["metrics_md"], markdown_table(metrics))
-    write_predictions(frames, pred, files["predictions"])
-    if plots:
-        files.update(plot_parity(pred, out))
-    rec.outputs = {k: v.name for k, v in files.items()}
-    rec.results = {"overall": metrics["overall"]}
-    write_summary(out, rec)
-    return EvalResult(metrics, files)
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write_text(out / "metrics.md", markdown_table(metrics))
+    write_predictions(frames, pred, out / "predictions.extxyz")
+    figures = plot_parity(pred, out)
+    return EvaluateResult(
+        outdir=out,
+        metrics=metrics,
+        metrics_json=out / "metrics.json",
+        metrics_md=out / "metrics.md",
+        predictions=out / "predictions.extxyz",
+        parity_energy=figures["parity_energy"],
+        parity_forces=figures["parity_forces"],
+        energy_rmse=metrics["overall"]["energy"]["rmse"],
+        forces_rmse=metrics["overall"]["forces"]["rmse"],
+    )

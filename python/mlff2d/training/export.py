@@ -16,18 +16,17 @@ import logging
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ase import Atoms
 
-from mlff2d.errors import InputError
-from mlff2d.runinfo import RunRecord, atomic_write_text, file_hash, write_summary
+from mlff2d.runinfo import RunRecord, atomic_write_text, file_hash
 from mlff2d.structures import species_order
 from mlff2d.training.data import import_mace, load_model, model_elements, model_heads, resolve_head
+from mlff2d.training.workflows import ExportResult, ExportSettings, TrainResult
 
 logger = logging.getLogger(__name__)
 
-Dtype = Literal["float64", "float32"]
 LAMMPS_SUFFIX = ".model-lammps.pt"
 
 
@@ -53,7 +52,7 @@ class ModelCard:
     source_model, source_model_sha256
         The mace-torch model file that was exported and its hash.
     dataset_hash, e0s, test_metrics
-        From the training run's ``metrics.json`` when found next to the model (else ``None``).
+        From the result of the training run whose folder holds the model (else ``None``).
     mace_version
         mace-torch version used for the export.
     """
@@ -73,15 +72,6 @@ class ModelCard:
     pair_coeff: str = ""
 
 
-@dataclass
-class ExportResult:
-    """Paths of the exported TorchScript model and its sidecar, and the card."""
-
-    lammps_model: Path
-    sidecar: Path
-    card: ModelCard
-
-
 def lammps_elements(symbols: list[str], training_data: str | Path | None = None) -> list[str]:
     """Elements in LAMMPS type order (:func:`mlff2d.structures.species_order` semantics).
 
@@ -97,50 +87,61 @@ def lammps_elements(symbols: list[str], training_data: str | Path | None = None)
     return species_order(Atoms(symbols))
 
 
-def _training_metrics(model_path: Path) -> dict[str, Any]:
-    f = model_path.parent / "metrics.json"
-    if f.is_file():
-        try:
-            return json.loads(f.read_text())
-        except json.JSONDecodeError:
-            logger.warning("ignoring unreadable %s", f)
-    return {}
-
-
-def export_model(
-    model: str | Path, outdir: str | Path, dtype: Dtype = "float64", head: str | None = None
+def export(
+    settings: ExportSettings, outdir: str | Path, record: RunRecord, training: TrainResult | None = None
 ) -> ExportResult:
-    """Export ``model`` (mace-torch ``*.model``) to ``outdir/<stem>.model-lammps.pt`` + JSON.
+    """Export ``settings.model`` (mace-torch ``*.model``) to ``outdir/<stem>.model-lammps.pt`` + JSON.
+
+    Parameters
+    ----------
+    settings
+        The model, dtype and head.
+    outdir
+        Output folder.
+    record
+        Receives the compile time (s).
+    training
+        The result of the training run that wrote the model: its dataset hash, E0s and test
+        errors go into the card (``None``: left empty).
 
     Raises
     ------
     ModelError
         If the file is not a MACE model, or it has several heads and ``head`` is not given.
-    InputError
-        For an unknown dtype.
     """
-    import torch
-
     import_mace()
-    from e3nn.util import jit
-    from mace.calculators import LAMMPS_MACE
-
-    if dtype not in ("float64", "float32"):
-        raise InputError(f"unknown dtype '{dtype}'", "use float64 or float32")
-    src = Path(model)
-    out = Path(outdir)
-    rec = RunRecord("export", config={"dtype": dtype, "head": head}, inputs={"model": str(src)})
+    src, out = settings.model, Path(outdir)
     mdl = load_model(src, "cpu")
-    head = resolve_head(mdl, head, str(src))
-    mdl = mdl.double() if dtype == "float64" else mdl.float()
-    metrics = _training_metrics(src)
+    head = resolve_head(mdl, settings.head, str(src))
+    mdl = mdl.double() if settings.dtype == "float64" else mdl.float()
+    card = model_card(mdl, src, settings.dtype, head, training.metrics if training else {})
+    stem = src.name[: -len(".model")] if src.name.endswith(".model") else src.stem
+    lmp_path = out / f"{stem}{LAMMPS_SUFFIX}"
+    card.pair_coeff = f"pair_coeff * * {lmp_path.name} {' '.join(card.elements)}"
+    with record.timer("compile"):
+        sidecar = _save(mdl, head, card, lmp_path)
+    logger.info("wrote %s (%s); use: %s", lmp_path, settings.dtype, card.pair_coeff)
+    return ExportResult(
+        outdir=out,
+        lammps_model=lmp_path,
+        sidecar=sidecar,
+        pair_coeff=card.pair_coeff,
+        elements=card.elements,
+        dtype=card.dtype,
+        head=card.head,
+        r_max=card.r_max,
+        num_interactions=card.num_interactions,
+    )
+
+
+def model_card(model: Any, src: Path, dtype: str, head: str, metrics: dict[str, Any]) -> ModelCard:
+    """The card of ``model`` (read from ``src``), with the training ``metrics`` if known."""
     train_file = ((metrics.get("dataset") or {}).get("train") or {}).get("path")
-    elements = lammps_elements(model_elements(mdl), train_file)
-    card = ModelCard(
-        elements=elements,
-        atomic_numbers=[int(z) for z in mdl.atomic_numbers],
-        r_max=float(mdl.r_max),
-        num_interactions=int(mdl.num_interactions),
+    return ModelCard(
+        elements=lammps_elements(model_elements(model), train_file),
+        atomic_numbers=[int(z) for z in model.atomic_numbers],
+        r_max=float(model.r_max),
+        num_interactions=int(model.num_interactions),
         dtype=dtype,
         head=head,
         source_model=str(src),
@@ -150,30 +151,24 @@ def export_model(
         test_metrics=(metrics.get("test") or {}).get("overall"),
         mace_version=metadata.version("mace-torch"),
     )
-    stem = src.name[: -len(".model")] if src.name.endswith(".model") else src.stem
-    lmp_path = out / f"{stem}{LAMMPS_SUFFIX}"
-    card.pair_coeff = f"pair_coeff * * {lmp_path.name} {' '.join(elements)}"
-    kwargs = {"head": head} if len(model_heads(mdl)) > 1 else {}
-    with rec.timer("compile"):
-        scripted = jit.compile(LAMMPS_MACE(mdl, **kwargs))
-    out.mkdir(parents=True, exist_ok=True)
+
+
+def _save(model: Any, head: str, card: ModelCard, lmp_path: Path) -> Path:
+    """Compile ``model`` for LAMMPS, save it with the card embedded and the JSON sidecar."""
+    import torch
+    from e3nn.util import jit
+    from mace.calculators import LAMMPS_MACE
+
+    kwargs = {"head": head} if len(model_heads(model)) > 1 else {}
+    scripted = jit.compile(LAMMPS_MACE(model, **kwargs))
+    lmp_path.parent.mkdir(parents=True, exist_ok=True)
     card_json = json.dumps(asdict(card), indent=2)
     tmp = lmp_path.with_name(f".{lmp_path.name}.tmp")
     torch.jit.save(scripted, str(tmp), _extra_files={"mlff2d.json": card_json})
     tmp.replace(lmp_path)
     sidecar = lmp_path.with_suffix(".json")
     atomic_write_text(sidecar, card_json + "\n")
-    rec.outputs = {"lammps_model": lmp_path.name, "sidecar": sidecar.name}
-    rec.results = {
-        "elements": elements,
-        "dtype": dtype,
-        "head": head,
-        "r_max": card.r_max,
-        "num_interactions": card.num_interactions,
-    }
-    write_summary(out, rec)
-    logger.info("wrote %s (%s); use: %s", lmp_path, dtype, card.pair_coeff)
-    return ExportResult(lmp_path, sidecar, card)
+    return sidecar
 
 
 def read_model_card(lammps_model: str | Path) -> dict[str, Any]:

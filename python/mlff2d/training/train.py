@@ -29,7 +29,7 @@ import logging
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,10 @@ import yaml
 
 from mlff2d.config import from_dict, load_yaml
 from mlff2d.errors import CalculationFailed, ConfigError, InputError
-from mlff2d.runinfo import RunRecord, atomic_write_text, file_hash, write_summary
+from mlff2d.runinfo import RunRecord, atomic_write_text, file_hash
 from mlff2d.training.data import DatasetFiles, DatasetInfo, describe, import_mace, read_dataset
+from mlff2d.training.workflows import TrainResult, TrainSettings, check_device, train_result
+from mlff2d.workflow import SUMMARY
 
 logger = logging.getLogger(__name__)
 
@@ -69,28 +71,6 @@ class Mlff2dKeys:
 
     data: str | None = None
     test_batch_size: int = 16
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced.
-
-    Attributes
-    ----------
-    model
-        The trained mace-torch model (``<name>.model``; the SWA/stage-two model if any).
-    outdir
-        The run folder (mace-torch's ``work_dir``).
-    metrics
-        Content of ``metrics.json``: E0s method, dataset hash, valid/test errors.
-    skipped
-        True if the run was already complete and nothing was done.
-    """
-
-    model: Path
-    outdir: Path
-    metrics: dict[str, Any] = field(default_factory=dict)
-    skipped: bool = False
 
 
 def mace_option_names() -> set[str]:
@@ -189,83 +169,82 @@ def _dataset_hash(files: DatasetFiles) -> str:
     return h.hexdigest()[:16]
 
 
+def read_config(settings: TrainSettings) -> tuple[Mlff2dKeys, dict[str, Any], DatasetFiles]:
+    """Read the training YAML: its ``mlff2d:`` keys, the mace-torch options, the dataset files.
+
+    Imports no mace-torch (also used to find the inputs of a finished run). The mace-torch
+    options come without ``test_file`` (the test split is evaluated by mlff2d).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable YAML or an unknown ``mlff2d:`` key.
+    InputError
+        No training data given, or a dataset folder without ``train.extxyz``.
+    """
+    raw = load_yaml(settings.config)
+    keys = from_dict(Mlff2dKeys, raw.pop("mlff2d", None), where=f"{settings.config}: mlff2d")
+    yaml_test = raw.pop("test_file", None)
+    return keys, raw, _resolve_files(settings, keys, raw, yaml_test)
+
+
+def _resolve_files(
+    s: TrainSettings, keys: Mlff2dKeys, cfg: dict[str, Any], yaml_test: str | None
+) -> DatasetFiles:
+    """Dataset files: ``--train-file``, else ``--data``/``mlff2d.data``, else the YAML's files."""
+    if s.train_file is not None:
+        return DatasetFiles(s.train_file, s.valid_file, s.test_file)
+    folder = s.data if s.data is not None else keys.data
+    if folder is not None:
+        files = DatasetFiles.from_folder(folder)
+        return DatasetFiles(files.train, s.valid_file or files.valid, s.test_file or files.test)
+    if cfg.get("train_file"):
+        return DatasetFiles(
+            Path(cfg["train_file"]),
+            _opt_path(s.valid_file or cfg.get("valid_file")),
+            _opt_path(s.test_file or yaml_test),
+        )
+    raise InputError(
+        f"{s.config}: no training data given",
+        "pass --data FOLDER (from `mlff2d dataset`) or --train-file FILE",
+    )
+
+
 class Trainer:
-    """One ``mlff2d train`` run: checks, mace-torch training, test metrics, summary.
+    """One training run in a folder: checks, mace-torch training (resumed), valid/test errors.
+
+    Whether the folder already holds the finished result is decided by
+    :meth:`mlff2d.workflow.Workflow.is_finished` (run through :class:`TrainWorkflow`); the
+    Trainer continues an interrupted run from its last checkpoint, and refuses a folder that
+    holds a run started with other settings or data.
 
     Parameters
     ----------
-    config
-        mace-torch training YAML (plus an optional ``mlff2d:`` mapping).
+    settings
+        The config file, data and device.
     outdir
         Run folder; becomes mace-torch's ``work_dir`` (checkpoints, logs, model).
-    data
-        ``mlff2d dataset`` output folder; overrides ``mlff2d.data`` of the YAML.
-    train_file, valid_file, test_file
-        Explicit dataset files; override ``data``.
-    device
-        ``"cpu"`` or ``"cuda"``; overrides the YAML's ``device``.
     force
         Delete old checkpoints and train from scratch.
+    progress
+        Show progress bars of the evaluation.
     """
 
     def __init__(
-        self,
-        config: str | Path,
-        outdir: str | Path,
-        data: str | Path | None = None,
-        train_file: str | Path | None = None,
-        valid_file: str | Path | None = None,
-        test_file: str | Path | None = None,
-        device: str | None = None,
-        force: bool = False,
+        self, settings: TrainSettings, outdir: str | Path, force: bool = False, progress: bool = True
     ) -> None:
-        self.config_path = Path(config)
+        self.settings = settings
+        self.config_path = settings.config
         self.outdir = Path(outdir)
         self.force = force
-        raw = load_yaml(self.config_path)
-        self.keys = from_dict(Mlff2dKeys, raw.pop("mlff2d", None), where=f"{self.config_path}: mlff2d")
-        check_mace_keys(raw, str(self.config_path))
-        self.mace_cfg: dict[str, Any] = raw
-        yaml_test = self.mace_cfg.pop("test_file", None)
-        self.files = self._resolve_files(data, train_file, valid_file, test_file, yaml_test)
-        if device is not None:
-            self.mace_cfg["device"] = device
-        self._check_device(self.mace_cfg.get("device", "cpu"))
-        self.record = RunRecord("train")
-        self.result: TrainResult | None = None
+        self.progress = progress
+        self.keys, self.mace_cfg, self.files = read_config(settings)
+        check_mace_keys(self.mace_cfg, str(self.config_path))
+        if settings.device is not None:
+            self.mace_cfg["device"] = settings.device
+        check_device(self.mace_cfg.get("device", "cpu"))
 
     # -- set-up -----------------------------------------------------------------------------
-    def _resolve_files(self, data, train_file, valid_file, test_file, yaml_test) -> DatasetFiles:
-        if train_file is not None:
-            return DatasetFiles(Path(train_file), _opt_path(valid_file), _opt_path(test_file))
-        folder = data if data is not None else self.keys.data
-        if folder is not None:
-            files = DatasetFiles.from_folder(folder)
-            return DatasetFiles(
-                files.train, _opt_path(valid_file) or files.valid, _opt_path(test_file) or files.test
-            )
-        if self.mace_cfg.get("train_file"):
-            return DatasetFiles(
-                Path(self.mace_cfg["train_file"]),
-                _opt_path(valid_file or self.mace_cfg.get("valid_file")),
-                _opt_path(test_file or yaml_test),
-            )
-        raise InputError(
-            f"{self.config_path}: no training data given",
-            "pass --data FOLDER (from `mlff2d dataset`) or --train-file FILE",
-        )
-
-    @staticmethod
-    def _check_device(device: str) -> None:
-        if device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise InputError(
-                    "--device cuda requested but no CUDA GPU is visible to torch",
-                    "use --device cpu or a CUDA build of torch",
-                )
-
     def _check_data(self) -> dict[str, DatasetInfo]:
         ekey = self.mace_cfg.get("energy_key", "REF_energy")
         fkey = self.mace_cfg.get("forces_key", "REF_forces")
@@ -307,85 +286,97 @@ class Trainer:
         return cfg, method
 
     # -- run --------------------------------------------------------------------------------
-    def run(self) -> TrainResult:
-        """Train (or resume, or skip when complete), evaluate on the test split, write the summary."""
+    def run(self, record: RunRecord) -> TrainResult:
+        """Train (continuing from the last checkpoint), evaluate on valid/test, write ``metrics.json``.
+
+        Timings (s) of the training and the evaluation go into ``record``.
+        """
         infos = self._check_data()
         cfg, e0s_method = self.build_mace_config(infos)
         dhash = _dataset_hash(self.files)
         cfg_hash = config_hash(cfg, dhash)
-        model_path = self._model_path(cfg)
-        if not self.force and self._is_complete(cfg, dhash, model_path):
-            logger.info(
-                "%s is already trained with this config and data; nothing to do (use --force to retrain)",
-                model_path,
-            )
-            metrics = json.loads((self.outdir / "metrics.json").read_text())
-            self.result = TrainResult(model_path, self.outdir, metrics, skipped=True)
-            return self.result
-        if not self.force:
-            self._check_same_run(cfg, dhash)
         if self.force:
-            for old in ("checkpoints", "summary.yaml", "metrics.json", "mace_config.yaml", STATE_FILE):
-                path = self.outdir / old
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
-        self.outdir.mkdir(parents=True, exist_ok=True)
-        state = {"config_hash": cfg_hash, "dataset_hash": dhash, "settings": _settings(cfg)}
-        atomic_write_text(self.outdir / STATE_FILE, json.dumps(state, indent=1, default=str))
+            self._clear()
+        else:
+            self._check_same_run(cfg, dhash)
         cfg_file = self.outdir / "mace_config.yaml"
         atomic_write_text(cfg_file, yaml.safe_dump(cfg, sort_keys=False))
-        args = parse_mace_args(cfg_file, str(self.config_path))
-        if logging.getLogger().getEffectiveLevel() > logging.INFO and "log_level" not in self.mace_cfg:
-            args.log_level = "WARNING"  # `mlff2d -q`: mace-torch's console quiet too (debug log kept)
-        self.record.config = {"config_file": str(self.config_path), "mlff2d": asdict(self.keys), "mace": cfg}
-        self.record.inputs = {"config": str(self.config_path), **self.files.as_dict()}
-        cpu0 = time.process_time()
-        with self.record.timer("train"):
-            run_mace(args)
-        cpu_s = round(time.process_time() - cpu0, 1)
+        model_path = self._model_path(cfg)
+        trained = self._trained(cfg_hash, model_path)
+        if trained is None:
+            state = {"config_hash": cfg_hash, "dataset_hash": dhash, "settings": _settings(cfg)}
+            trained = self._train(cfg_file, state)
+        else:
+            logger.info("%s: mace-torch training finished before; evaluating the model", self.outdir)
         if not model_path.is_file():
             raise CalculationFailed(
                 f"mace-torch finished without writing {model_path}", "see the log in the run folder"
             )
+        record.timings["train"] = trained["wall_s"]
         metrics = {
             "e0s": {"method": e0s_method, "value": cfg.get("E0s")},
             "dataset_hash": dhash,
-            "dataset": {
-                k: {
-                    "path": str(v.path.resolve()),
-                    "n_configs": v.n_configs,
-                    "n_atoms": v.n_atoms,
-                    "sources": v.sources,
-                }
-                for k, v in infos.items()
-            },
+            "dataset": {k: _dataset_entry(v) for k, v in infos.items()},
             "model": model_path.name,
-            "train_time_s": self.record.timings["train"],
-            "train_cpu_s": cpu_s,
+            "train_time_s": trained["wall_s"],
+            "train_cpu_s": trained["cpu_s"],
             "torch_threads": _torch_threads(),
         }
-        with self.record.timer("evaluate"):
+        with record.timer("evaluate"):
             metrics.update(self._evaluate(model_path, cfg))
         atomic_write_text(self.outdir / "metrics.json", json.dumps(metrics, indent=2))
-        self.record.outputs = {
-            "model": model_path.name,
-            "metrics": "metrics.json",
-            "mace_config": cfg_file.name,
-            "checkpoints": "checkpoints",
-            "logs": "logs",
+        return train_result(self.outdir, model_path, cfg_file, metrics, cfg_hash)
+
+    def _clear(self) -> None:
+        """Delete the checkpoints and records of an earlier run (``force``)."""
+        for old in ("checkpoints", SUMMARY, "metrics.json", "mace_config.yaml", STATE_FILE):
+            path = self.outdir / old
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+    def _train(self, cfg_file: Path, state: dict[str, Any]) -> dict[str, float]:
+        """Run mace-torch on ``cfg_file``; return its wall and CPU time (s), also kept in the state file.
+
+        The state file records the run's settings before mace-torch starts (``trained: null``) and
+        the times once it has returned: a later run then evaluates the model instead of
+        training again (mace-torch would repeat the last epoch and overwrite the model).
+        """
+        path = self.outdir / STATE_FILE
+        atomic_write_text(path, json.dumps({**state, "trained": None}, indent=1, default=str))
+        args = parse_mace_args(cfg_file, str(self.config_path))
+        if logging.getLogger().getEffectiveLevel() > logging.INFO and "log_level" not in self.mace_cfg:
+            args.log_level = "WARNING"  # `mlff2d -q`: mace-torch's console quiet too (debug log kept)
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        run_mace(args)
+        trained = {
+            "wall_s": round(time.perf_counter() - t0, 3),
+            "cpu_s": round(time.process_time() - cpu0, 1),
         }
-        self.record.results = {
-            "config_hash": cfg_hash,
-            "dataset_hash": dhash,
-            "e0s": e0s_method,
-            "train_cpu_s": cpu_s,
-            **{k: v["overall"] for k, v in metrics.items() if k in ("valid", "test")},
-        }
-        write_summary(self.outdir, self.record)
-        self.result = TrainResult(model_path, self.outdir, metrics)
-        return self.result
+        atomic_write_text(path, json.dumps({**state, "trained": trained}, indent=1, default=str))
+        return trained
+
+    def _trained(self, cfg_hash: str, model_path: Path) -> dict[str, float] | None:
+        """Wall and CPU time (s) of this run's mace-torch training if it has finished, else ``None``.
+
+        Finished: the state file holds these settings and the training times, and the model
+        exists. Folders of mlff2d versions without the times count as finished when they hold
+        ``metrics.json`` (written only after training).
+        """
+        path = self.outdir / STATE_FILE
+        if not (path.is_file() and model_path.is_file()):
+            return None
+        state = json.loads(path.read_text())
+        if state.get("config_hash") != cfg_hash:
+            return None
+        if "trained" in state:
+            return state["trained"]
+        metrics = self.outdir / "metrics.json"
+        if not metrics.is_file():
+            return None
+        old = json.loads(metrics.read_text())
+        return {"wall_s": old.get("train_time_s", 0.0), "cpu_s": old.get("train_cpu_s", 0.0)}
 
     def _model_path(self, cfg: dict[str, Any]) -> Path:
         model_dir = Path(cfg.get("model_dir") or self.outdir)
@@ -440,35 +431,38 @@ class Trainer:
                 "use a new output folder, or --force to delete it and train from scratch",
             )
 
-    def _is_complete(self, cfg: dict[str, Any], dhash: str, model_path: Path) -> bool:
-        """True if the folder holds a finished run of exactly these settings and data."""
-        files = (self.outdir / "summary.yaml", model_path, self.outdir / "metrics.json")
-        if not all(f.is_file() for f in files):
-            return False
-        previous = self._previous_run()
-        return previous is not None and previous[1] == dhash and not self._changed(cfg, dhash)
-
     def _evaluate(self, model_path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-        from mlff2d.training.evaluate import evaluate_model
+        """Errors on the valid and test splits (``eval_valid/``, ``eval_test/``), by split."""
+        from mlff2d.training.workflows import EvaluateSettings, EvaluateWorkflow
 
         out: dict[str, Any] = {}
         for split in ("valid", "test"):
             path = getattr(self.files, split)
             if path is None:
                 continue
-            res = evaluate_model(
-                model_path,
-                path,
-                self.outdir / f"eval_{split}",
+            settings = EvaluateSettings(
+                model=model_path,
+                data=path,
                 batch_size=self.keys.test_batch_size,
                 device=cfg.get("device", "cpu"),
                 energy_key=cfg.get("energy_key", "REF_energy"),
                 forces_key=cfg.get("forces_key", "REF_forces"),
                 stress_key=cfg.get("stress_key", "REF_stress"),
             )
+            res = EvaluateWorkflow(settings, self.outdir / f"eval_{split}", progress=self.progress).run()
             out[split] = res.metrics
             logger.info("%s errors: %s", split, res.one_line())
         return out
+
+
+def _dataset_entry(info: DatasetInfo) -> dict[str, Any]:
+    """What ``metrics.json`` records of one dataset split."""
+    return {
+        "path": str(info.path.resolve()),
+        "n_configs": info.n_configs,
+        "n_atoms": info.n_atoms,
+        "sources": info.sources,
+    }
 
 
 def _settings(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -524,8 +518,3 @@ def run_mace(args) -> None:
             h.close()
         root.handlers, root.filters = saved[0], saved[1]
         root.setLevel(saved[2])
-
-
-def train(config: str | Path, outdir: str | Path, **kwargs: Any) -> TrainResult:
-    """Train a MACE model; see :class:`Trainer` for the parameters."""
-    return Trainer(config, outdir, **kwargs).run()
