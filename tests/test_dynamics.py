@@ -13,7 +13,14 @@ from ase import Atoms
 from mlff2d.cli import main
 from mlff2d.dynamics import VDOSResult, inplane_distances, load_trajectory, radial_shells
 from mlff2d.dynamics.results import DispersionResult, HarmonicDOS
-from mlff2d.dynamics.vdos import VDOSSettings, compute_vdos
+from mlff2d.dynamics.vdos import compute_vdos
+from mlff2d.dynamics.workflow import (
+    DispersionSettings,
+    DispersionWorkflow,
+    VDOSSettings,
+    VDOSStageResult,
+    VDOSWorkflow,
+)
 from mlff2d.errors import InputError
 from mlff2d.lammpslib import new_lammps
 from mlff2d.reference.sw import SWTeacher, sw_pair_commands
@@ -168,25 +175,23 @@ def test_radial_shells_definition():
         radial_shells(d, 0.0)
 
 
-def test_vdos_sw_matches_harmonic(sw_md):
+def test_vdos_sw_matches_harmonic(sw_md, capsys):
     d, out = sw_md["dir"], sw_md["dir"] / "vdos"
-    rc = main(
-        [
-            "vdos",
-            str(d / "traj.extxyz"),
-            "--structure",
-            str(d / "relaxed.extxyz"),
-            "--dt-fs",
-            str(DT_FS),
-            "--windows",
-            "3",
-            "--harmonic",
-            str(d / "total_dos.dat"),
-            "-o",
-            str(out),
-        ]
-    )
-    assert rc == 0
+    args = [
+        "vdos",
+        str(d / "traj.extxyz"),
+        "--structure",
+        str(d / "relaxed.extxyz"),
+        "--dt-fs",
+        str(DT_FS),
+        "--windows",
+        "3",
+        "--harmonic",
+        str(d / "total_dos.dat"),
+        "-o",
+        str(out),
+    ]
+    assert main(args) == 0
     res = VDOSResult.read(out / "vdos")
     assert res.method == "sed" and res.stride == STRIDE and res.n_atoms == 431
     assert res.resolution_thz == pytest.approx(0.1, abs=1e-3)
@@ -208,22 +213,11 @@ def test_vdos_sw_matches_harmonic(sw_md):
         assert (out / f"{stem}.png").is_file() and (out / f"{stem}.pdf").is_file()
     h = HarmonicDOS.read(out / "harmonic_dos")
     assert h.frequencies.shape == res.frequencies.shape
-    # a second call is a no-op
-    assert (
-        main(
-            [
-                "vdos",
-                str(d / "traj.extxyz"),
-                "--structure",
-                str(d / "relaxed.extxyz"),
-                "--dt-fs",
-                "1",
-                "-o",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    # the same call again is a no-op: the finished folder is reused
+    before = (out / "summary.yaml").stat().st_mtime_ns
+    assert main(args) == 0
+    assert "reused" in capsys.readouterr().out
+    assert (out / "summary.yaml").stat().st_mtime_ns == before
 
 
 def test_dispersion_sw(sw_md):
@@ -290,7 +284,7 @@ def test_formats_and_vdos_routes_agree(tmp_path):
         atol=1e-8,
     )
     runs = {
-        (t.fmt, m): compute_vdos(t, atoms, VDOSSettings(n_windows=2, method=m))
+        (t.fmt, m): compute_vdos(t, atoms, VDOSSettings(trajectory=t.path, windows=2, method=m))
         for t in (a, b)
         for m in ("sed", "psd")
     }
@@ -377,3 +371,128 @@ def test_mace_plugin_same_commands(tmp_path, request):
 def _exported_model(tmp_path, request):
     """The exported quick model (trained on SW labels, tests/conftest.py)."""
     return request.getfixturevalue("quick_model").lammps_model
+
+
+# --- the workflows (issue 15) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def md_run(tmp_path_factory):
+    """`mlff2d md` of a 3×3 V_Se cell with the SW teacher: 401 frames every 10 fs (dt 2 fs × 5)."""
+    d = tmp_path_factory.mktemp("dynamics_md")
+    args = ["md", "WSe2", "--pair", "sw", "--supercell", "3", "3", "--defect", "V_Se", "--no-minimize"]
+    args += ["-T", "50", "--dt", "2", "--equil-steps", "100", "--steps", "2000", "--dump-every", "5"]
+    assert main([*args, "-o", str(d / "md")]) == 0
+    return d
+
+
+def test_vdos_workflow_from_python(md_run):
+    """No --structure, --dt-fs, --stride: from the md stage's result; a second run is reused."""
+    traj = md_run / "md" / "traj.extxyz"
+    settings = VDOSSettings(trajectory=traj, windows=2)
+    wf = VDOSWorkflow(settings, md_run / "vdos", progress=False)
+    res = wf.run()
+    assert isinstance(res, VDOSStageResult) and wf.status == "ran"
+    files = res.output_files()
+    assert {"vdos", "vdos_json", "figures.vdos_vs_harmonic.png", "figures.vdos_radial.pdf"} <= set(files)
+    assert all(p.is_file() for p in files.values())
+    assert res.harmonic_dos is None and res.peaks_csv is None and res.peaks == []
+    assert (res.dt_fs, res.stride, res.frame_dt_fs, res.n_atoms) == (2.0, 5, 10.0, 26)
+    assert res.nyquist_thz == pytest.approx(50.0) and res.resolution_thz == pytest.approx(0.5)
+    assert res.total_states == pytest.approx(3 * 26, rel=0.02) and res.shell_sum_max_abs_dev < 1e-9
+    spectra = VDOSResult.read(res.vdos)
+    assert spectra.n_windows == 2 and spectra.shell_counts.tolist() == res.shell_counts
+
+    again = VDOSWorkflow(settings.replace(threads=1), md_run / "vdos")  # speed only: same result
+    back = again.run()
+    assert again.status == "reused"
+    assert back.vdos == res.vdos and back.figures == res.figures and back.summary() == res.summary()
+    assert VDOSWorkflow.load(md_run / "vdos").resolution_thz == res.resolution_thz
+
+    # a DOS .npz as the harmonic reference: the VDOS itself, so every peak matches exactly
+    with_h = VDOSWorkflow(settings.replace(harmonic=res.vdos), md_run / "vdos_self", progress=False).run()
+    assert with_h.harmonic_dos.is_file() and with_h.peaks_csv.is_file()
+    assert len(with_h.peaks) >= 3 and with_h.max_abs_peak_shift_thz == pytest.approx(0.0, abs=1e-9)
+
+
+def test_harmonic_from_phonons_folder(md_run, capsys):
+    """--harmonic given an `mlff2d phonons` folder: its defect DOS and shells, its pristine bands."""
+    from mlff2d.phonons.stage import PhononsSettings, PhononsWorkflow
+
+    ph = md_run / "phonons"
+    s = PhononsSettings(
+        calculator="sw",
+        supercell=(2, 2),
+        defect="V_Se",
+        defect_supercell=(3, 3),
+        npoints=5,
+        unfold_npoints=3,
+        mesh=4,
+        defect_mesh=1,
+        figures=False,
+    )
+    phonons = PhononsWorkflow(s, ph, progress=False).run()
+    traj = str(md_run / "md" / "traj.extxyz")
+    assert main(["vdos", traj, "--windows", "2", "--harmonic", str(ph), "-o", str(md_run / "vh")]) == 0
+    res = VDOSWorkflow.load(md_run / "vh")
+    assert res.harmonic_source.startswith(phonons.defect.dos.name)
+    assert len(res.peaks) >= 4 and res.max_abs_peak_shift_thz < 0.3  # 60 K, 0.5 THz resolution
+    assert (
+        main(["dispersion", traj, "--window-ps", "1", "--harmonic", str(ph), "-o", str(md_run / "dh")]) == 0
+    )
+    disp = DispersionWorkflow.load(md_run / "dh")
+    assert disp.supercell == [3, 3] and disp.labels == ["Γ", "M", "K", "Γ"]
+    assert DispersionResult.read(disp.dispersion).harmonic_bands.shape[1] == 9  # WSe2: 3 atoms
+    assert disp.median_abs_shift_thz is not None and disp.peaks_csv.is_file()
+    # a folder of another stage is refused, naming it
+    capsys.readouterr()
+    rc = main(["vdos", traj, "--harmonic", str(md_run / "md"), "-o", str(md_run / "bad")])
+    assert rc == 2 and "phonons" in capsys.readouterr().err and not (md_run / "bad").exists()
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize("command", ["vdos", "dispersion"])
+def test_missing_or_corrupt_trajectory(command, md_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([command, "missing.extxyz", "-o", "X"]) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert "missing.extxyz" in line and "structure" not in line
+    (tmp_path / "garbage.extxyz").write_text("this is not\na trajectory at all\n")
+    for fmt in ([], ["--format", "extxyz"], ["--format", "lammps-dump"]):
+        assert main([command, "garbage.extxyz", *fmt, "-o", "X"]) == 2
+        (line,) = _error_lines(capsys.readouterr().err)
+        assert "garbage.extxyz" in line
+    # a trajectory outside an `mlff2d md` folder needs --structure
+    (tmp_path / "t.extxyz").write_bytes((md_run / "md" / "traj.extxyz").read_bytes())
+    assert main([command, "t.extxyz", "--dt-fs", "2", "-o", "X"]) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert "no --structure" in line
+    assert not (tmp_path / "X").exists()
+
+
+@pytest.mark.parametrize(
+    "name, cls, bad",
+    [
+        ("vdos", VDOSSettings, ["--smearing-thz", "-1"]),
+        ("dispersion", DispersionSettings, ["--window-ps", "0"]),
+    ],
+)
+def test_options_come_from_settings(name, cls, bad, tmp_path, capsys):
+    import dataclasses
+
+    from mlff2d.dynamics import commands
+
+    command = getattr(commands, name)
+    params = {p.name: p for p in command.params}
+    assert set(params) == {f.name for f in dataclasses.fields(cls)} | {"output", "force"}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            assert params[f.name].default == f.default, f.name
+    traj = tmp_path / "t.extxyz"
+    traj.write_text("1\nTimestep=0\nW 0 0 0\n")
+    assert main([name, str(traj), *bad, "-o", str(tmp_path / "X")]) == 2
+    (line,) = _error_lines(capsys.readouterr().err)
+    assert line.startswith(f"error: {bad[0]}:")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from mlff2d.dynamics.results import DispersionResult, HarmonicDOS, VDOSResult
+from mlff2d.dynamics.results import (
+    DispersionResult,
+    DispersionStageResult,
+    HarmonicDOS,
+    VDOSResult,
+    VDOSStageResult,
+)
 from mlff2d.dynamics.trajectory import (
     TRAJECTORY_FORMATS,
     MDTrajectory,
@@ -10,13 +16,20 @@ from mlff2d.dynamics.trajectory import (
     load_trajectory,
     radial_shells,
 )
+from mlff2d.dynamics.workflow import DispersionSettings, DispersionWorkflow, VDOSSettings, VDOSWorkflow
 
 __all__ = [
     "TRAJECTORY_FORMATS",
     "DispersionResult",
+    "DispersionSettings",
+    "DispersionStageResult",
+    "DispersionWorkflow",
     "HarmonicDOS",
     "MDTrajectory",
     "VDOSResult",
+    "VDOSSettings",
+    "VDOSStageResult",
+    "VDOSWorkflow",
     "inplane_distances",
     "load_trajectory",
     "radial_shells",

@@ -1,7 +1,7 @@
 """Phonon dispersion at finite temperature: dynasor current correlations along Γ–M–K–Γ.
 
-The q-points are those of the primitive hexagonal path Γ–M–K–Γ (M = (1/2, 0, 0),
-K = (1/3, 1/3, 0)) that are commensurate with the MD supercell
+The q-points are those of the primitive hexagonal path Γ–M–K–Γ of :mod:`mlff2d.structures.bz`
+(M = (1/2, 0, 0), K = (1/3, 1/3, 0)) that are commensurate with the MD supercell
 (:func:`dynasor.qpoints.get_supercell_qpoints_along_path`). dynasor's
 :func:`~dynasor.compute_dynamic_structure_factors` with ``calculate_currents=True`` gives the
 longitudinal and transverse current correlations C_L(q, t), C_T(q, t); they are damped with
@@ -14,8 +14,8 @@ damped harmonic oscillator :func:`~dynasor.tools.damped_harmonic_oscillator.psd_
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
@@ -26,42 +26,13 @@ from scipy.signal import find_peaks
 from mlff2d.dynamics.results import DispersionResult
 from mlff2d.dynamics.trajectory import MDTrajectory, element_indices, reference_structure
 from mlff2d.errors import InputError
-from mlff2d.units import RAD_PER_FS_TO_THZ
+from mlff2d.structures.bz import HEX_POINTS, HEX_SEGMENTS
+from mlff2d.units import FS_TO_PS, PS_TO_FS, RAD_PER_FS_TO_THZ
+
+if TYPE_CHECKING:
+    from mlff2d.dynamics.workflow import DispersionSettings
 
 logger = logging.getLogger(__name__)
-
-#: The hexagonal path of DESIGN.md, fractional coordinates of the primitive reciprocal cell.
-SPECIAL_POINTS: dict[str, list[float]] = {
-    "Γ": [0.0, 0.0, 0.0],
-    "M": [0.5, 0.0, 0.0],
-    "K": [1 / 3, 1 / 3, 0.0],
-}
-PATH: list[tuple[str, str]] = [("Γ", "M"), ("M", "K"), ("K", "Γ")]
-
-
-@dataclass
-class DispersionSettings:
-    """Options of :func:`compute_dispersion`.
-
-    Attributes
-    ----------
-    window_ps
-        Longest time lag of the correlation functions (ps); sets the resolution.
-    window_step
-        Frames between the starts of consecutive windows (0: half a window).
-    damping_ps
-        Standard deviation of the Gaussian damping of C(q, t) (ps; 0: window/2.5).
-    max_peaks
-        Most peaks fitted per q-point and branch.
-    min_rel_height
-        Peaks lower than this fraction of the spectrum's maximum are not fitted.
-    """
-
-    window_ps: float = 5.0
-    window_step: int = 0
-    damping_ps: float = 0.0
-    max_peaks: int = 3
-    min_rel_height: float = 0.1
 
 
 def primitive_cell(
@@ -106,19 +77,20 @@ def path_qpoints(
     """
     from dynasor.qpoints import get_supercell_qpoints_along_path
 
-    segs = get_supercell_qpoints_along_path(PATH, SPECIAL_POINTS, prim, cell)
+    points = {k: list(v) for k, v in HEX_POINTS.items()}
+    segs = get_supercell_qpoints_along_path(HEX_SEGMENTS, points, prim, cell)
     rec = 2 * np.pi * np.linalg.inv(prim).T
-    q_list, dist, labels, ldist = [], [], [PATH[0][0]], [0.0]
+    q_list, dist, labels, ldist = [], [], [HEX_SEGMENTS[0][0]], [0.0]
     d0 = 0.0
-    for (a, b), seg in zip(PATH, segs, strict=True):
-        start = np.array(SPECIAL_POINTS[a]) @ rec
+    for (a, b), seg in zip(HEX_SEGMENTS, segs, strict=True):
+        start = np.array(HEX_POINTS[a]) @ rec
         for q in seg:
             dd = d0 + float(np.linalg.norm(q - start))
             if q_list and np.allclose(q, q_list[-1]):
                 continue
             q_list.append(q)
             dist.append(dd)
-        d0 += float(np.linalg.norm((np.array(SPECIAL_POINTS[b]) - SPECIAL_POINTS[a]) @ rec))
+        d0 += float(np.linalg.norm((np.array(HEX_POINTS[b]) - HEX_POINTS[a]) @ rec))
         labels.append(b)
         ldist.append(d0)
     q_cart = np.array(q_list)
@@ -206,8 +178,8 @@ def harmonic_bands(
         logger.warning("the harmonic primitive cell differs from the MD one by %s", ratio)
     rec = 2 * np.pi * np.linalg.inv(prim).T
     dense_q, dense_d = [], []
-    for k, (a, b) in enumerate(PATH):
-        qa, qb = np.array(SPECIAL_POINTS[a]), np.array(SPECIAL_POINTS[b])
+    for k, (a, b) in enumerate(HEX_SEGMENTS):
+        qa, qb = np.array(HEX_POINTS[a]), np.array(HEX_POINTS[b])
         for t in np.linspace(0.0, 1.0, n_dense):
             q = qa + t * (qb - qa)
             dense_q.append(q)
@@ -219,52 +191,22 @@ def harmonic_bands(
     return np.array(dense_d), np.asarray(bands), np.asarray(at_q)
 
 
-def compute_dispersion(
-    traj: MDTrajectory,
-    atoms: Atoms,
-    settings: DispersionSettings | None = None,
-    supercell: tuple[int, int] | None = None,
-    harmonic: str | Path | None = None,
-) -> DispersionResult:
-    """Current-correlation spectra along Γ–M–K–Γ with DHO peak fits.
+def _current_spectra(
+    traj: MDTrajectory, atoms: Atoms, q_cart: NDArray, window: int, step: int, sigma_fs: float
+) -> tuple[NDArray, dict[str, NDArray]]:
+    """Damped current correlations C_L, C_T at ``q_cart`` (rad/Å), Fourier transformed.
 
-    Parameters
-    ----------
-    traj
-        Trajectory with positions and velocities.
-    atoms
-        Reference structure (elements in trajectory order; ``info["supercell"]``).
-    settings
-        Window, damping, peak fitting.
-    supercell
-        In-plane repetitions (default from ``atoms.info``).
-    harmonic
-        Optional phonopy params file of the primitive cell for the harmonic bands.
-
-    Raises
-    ------
-    InputError
-        If the structure does not match or the window is too short or too long.
+    Returns (frequencies (n_f,) THz, ``{"Clqt", "Ctqt"}`` spectra (n_q, n_f)). ``window`` and
+    ``step`` are in frames, ``sigma_fs`` is the standard deviation of the Gaussian damping (fs).
     """
     from dynasor import compute_dynamic_structure_factors
     from dynasor.tools.acfs import gaussian_decay, psd_from_acf_2d
 
-    s = settings or DispersionSettings()
-    atoms = reference_structure(traj, atoms)
-    prim, sc = primitive_cell(atoms, supercell)
-    q_cart, q_frac, dist, labels, ldist = path_qpoints(prim, atoms.cell.array)
-    window = int(round(s.window_ps * 1000.0 / traj.frame_dt_fs))
-    if window < 8 or window >= traj.n_frames:
-        raise InputError(
-            f"a {s.window_ps} ps window is {window} frames of {traj.n_frames}",
-            "choose --window-ps between 8 frames and the run length",
-        )
-    step = s.window_step or max(1, window // 2)
     logger.info(
         "currents at %d q-points, window %d frames (%.2f ps): Nyquist %.2f THz, resolution %.3f THz",
         len(q_cart),
         window,
-        s.window_ps,
+        window * traj.frame_dt_fs * FS_TO_PS,
         traj.nyquist_thz(),
         traj.resolution_thz(2 * window + 1),
     )
@@ -278,24 +220,73 @@ def compute_dispersion(
         calculate_currents=True,
         logging_interval=0,
     )
-    t = np.asarray(sample["time"])
-    sigma_fs = (s.damping_ps or s.window_ps / 2.5) * 1000.0
-    damp = gaussian_decay(t, sigma_fs)
+    damp = gaussian_decay(np.asarray(sample["time"]), sigma_fs)
     spectra = {}
     for key in ("Clqt", "Ctqt"):
         w, c = psd_from_acf_2d(sample[key] * damp[None, :], traj.frame_dt_fs)
         spectra[key] = np.asarray(c)
-    freqs = np.asarray(w) * RAD_PER_FS_TO_THZ
+    return np.asarray(w) * RAD_PER_FS_TO_THZ, spectra
+
+
+def _peak_table(
+    freqs: NDArray, spectra: dict[str, NDArray], h_q: NDArray, max_peaks: int, min_rel: float
+) -> list[list[float]]:
+    """DHO peaks of every q-point and branch as 9 columns (see :class:`DispersionResult`).
+
+    ``h_q`` (n_q, n_bands) are the harmonic frequencies at the q-points (THz; empty: none).
+    """
+    rows = []
+    for iq in range(spectra["Clqt"].shape[0]):
+        for branch, key in enumerate(("Clqt", "Ctqt")):
+            for c, fw, hgt, ec, ef in _fit_peaks(freqs, spectra[key][iq], max_peaks, min_rel):
+                near = float(h_q[iq][np.argmin(np.abs(h_q[iq] - c))]) if h_q.size else np.nan
+                rows.append((iq, branch, c, fw, hgt, ec, ef, near, c - near))
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(9)]
+
+
+def compute_dispersion(
+    traj: MDTrajectory,
+    atoms: Atoms,
+    settings: DispersionSettings,
+    harmonic: str | Path | None = None,
+) -> DispersionResult:
+    """Current-correlation spectra along Γ–M–K–Γ with DHO peak fits.
+
+    Parameters
+    ----------
+    traj
+        Trajectory with positions and velocities.
+    atoms
+        Reference structure (elements in trajectory order; ``info["supercell"]``).
+    settings
+        The stage settings; this uses ``supercell`` (default from ``atoms.info``),
+        ``window_ps`` (ps), ``window_step``, ``damping_ps`` (ps), ``max_peaks`` and
+        ``min_rel_height``.
+    harmonic
+        Optional phonopy params file of the primitive cell for the harmonic bands.
+
+    Raises
+    ------
+    InputError
+        If the structure does not match or the window is too short or too long.
+    """
+    s = settings
+    atoms = reference_structure(traj, atoms)
+    prim, sc = primitive_cell(atoms, s.supercell)
+    q_cart, q_frac, dist, labels, ldist = path_qpoints(prim, atoms.cell.array)
+    window = int(round(s.window_ps * PS_TO_FS / traj.frame_dt_fs))
+    if window < 8 or window >= traj.n_frames:
+        raise InputError(
+            f"a {s.window_ps} ps window is {window} frames of {traj.n_frames}",
+            "choose --window-ps between 8 frames and the run length",
+        )
+    step = s.window_step or max(1, window // 2)
+    sigma_fs = (s.damping_ps or s.window_ps / 2.5) * PS_TO_FS
+    freqs, spectra = _current_spectra(traj, atoms, q_cart, window, step, sigma_fs)
     h_d = h_b = h_q = np.zeros((0,))
     if harmonic is not None:
         h_d, h_b, h_q = harmonic_bands(harmonic, prim, q_frac, ldist)
-    rows = []
-    for iq in range(len(q_cart)):
-        for branch, key in enumerate(("Clqt", "Ctqt")):
-            for c, fw, hgt, ec, ef in _fit_peaks(freqs, spectra[key][iq], s.max_peaks, s.min_rel_height):
-                near = float(h_q[iq][np.argmin(np.abs(h_q[iq] - c))]) if h_q.size else np.nan
-                rows.append((iq, branch, c, fw, hgt, ec, ef, near, c - near))
-    cols = list(zip(*rows, strict=True)) if rows else [[]] * 9
+    cols = _peak_table(freqs, spectra, h_q, s.max_peaks, s.min_rel_height)
     return DispersionResult(
         q_points=q_cart,
         q_frac=q_frac,
@@ -324,5 +315,5 @@ def compute_dispersion(
         n_frames=traj.n_frames,
         resolution_thz=float(freqs[1] - freqs[0]),
         nyquist_thz=traj.nyquist_thz(),
-        damping_ps=sigma_fs / 1000.0,
+        damping_ps=sigma_fs * FS_TO_PS,
     )

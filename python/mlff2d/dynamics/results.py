@@ -1,19 +1,26 @@
-"""Typed results of the MD spectra: dataclasses of arrays that round-trip through npz + JSON.
+"""Typed results of the MD spectra.
 
-Arrays go to ``<stem>.npz`` (read back with ``allow_pickle=False``), everything else (units,
-time step, labels, the mass weighting) to ``<stem>.json``. Frequencies are in THz, spectra in
-states/THz, distances in Å, wave vectors in rad/Å (dynasor's convention, 2π included).
+:class:`VDOSResult`, :class:`HarmonicDOS` and :class:`DispersionResult` are the spectra: dataclasses
+of arrays that round-trip through npz + JSON. Arrays go to ``<stem>.npz`` (read back with
+``allow_pickle=False``), everything else (units, time step, labels, the mass weighting) to
+``<stem>.json``. Frequencies are in THz, spectra in states/THz, distances in Å, wave vectors in
+rad/Å (dynasor's convention, 2π included).
+
+:class:`VDOSStageResult` and :class:`DispersionStageResult` are what the ``vdos`` and
+``dispersion`` stages return (:mod:`mlff2d.dynamics.workflow`): their files and small results.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mlff2d.resultio import NpzJson
+from mlff2d.workflow import StageResult
 
 
 @dataclass
@@ -191,3 +198,149 @@ class DispersionResult(NpzJson):
                 }
             )
         return rows
+
+
+# -- the stages' results ------------------------------------------------------------------------
+
+
+@dataclass
+class VDOSStageResult(StageResult):
+    """What ``mlff2d vdos`` produced.
+
+    Attributes
+    ----------
+    vdos, vdos_json
+        The spectra (:class:`mlff2d.dynamics.results.VDOSResult`): ``vdos.npz`` and ``vdos.json``.
+    figures
+        ``vdos_vs_harmonic`` and ``vdos_radial``, PNG and PDF, by file name.
+    harmonic_dos, harmonic_dos_json
+        The harmonic DOS on the MD grid (:class:`~mlff2d.dynamics.results.HarmonicDOS`), if
+        ``--harmonic`` was given.
+    peaks_csv
+        ``vdos_peaks.csv``: the peak table, if ``--harmonic`` was given.
+    method
+        dynasor route used (``sed`` or ``psd``).
+    n_atoms, n_frames
+        Atoms of the cell, frames of the trajectory.
+    dt_fs, stride, frame_dt_fs
+        MD time step (fs), steps between frames, time between frames (fs).
+    n_windows, window_frames
+        Windows averaged and frames per window.
+    nyquist_thz, resolution_thz, smearing_thz
+        Nyquist frequency, resolution of one window, Gaussian smearing (THz).
+    temperature_k
+        Mean kinetic temperature of the windows (K).
+    total_states, shell_sum_max_abs_dev
+        Integral of the total VDOS (3 N states) and the largest deviation of the shell sum from
+        the total (states/THz).
+    shell_counts
+        Atoms per radial shell.
+    mass_weighting
+        The weighting of the spectra in words.
+    harmonic_source
+        Where the harmonic DOS came from (file and evaluation), if any.
+    peaks
+        Rows ``{harmonic_thz, md_thz, shift_thz}`` (THz): the harmonic DOS peaks and the nearest
+        MD VDOS peaks.
+    max_abs_peak_shift_thz
+        Largest ``|shift_thz|`` of the peak table (THz), ``None`` without one.
+    """
+
+    vdos: Path
+    vdos_json: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    harmonic_dos: Path | None = None
+    harmonic_dos_json: Path | None = None
+    peaks_csv: Path | None = None
+    method: str = ""
+    n_atoms: int = 0
+    n_frames: int = 0
+    dt_fs: float = 0.0
+    stride: int = 1
+    frame_dt_fs: float = 0.0
+    n_windows: int = 1
+    window_frames: int = 0
+    nyquist_thz: float = 0.0
+    resolution_thz: float = 0.0
+    smearing_thz: float = 0.0
+    temperature_k: float = 0.0
+    total_states: float = 0.0
+    shell_sum_max_abs_dev: float = 0.0
+    shell_counts: list[int] = field(default_factory=list)
+    mass_weighting: str = ""
+    harmonic_source: str | None = None
+    peaks: list[dict[str, float | None]] = field(default_factory=list)
+    max_abs_peak_shift_thz: float | None = None
+
+    def describe(self) -> str:
+        """A few lines for the terminal."""
+        lines = [
+            f"VDOS ({self.method}): {self.n_windows} windows of {self.window_frames} frames every "
+            f"{self.frame_dt_fs:g} fs, resolution {self.resolution_thz:.4f} THz, Nyquist "
+            f"{self.nyquist_thz:.2f} THz, T = {self.temperature_k:.1f} K"
+        ]
+        for row in self.peaks:
+            md, shift = row["md_thz"], row["shift_thz"]
+            lines.append(
+                f"  peak: harmonic {row['harmonic_thz']:.3f} THz, MD "
+                + ("none" if md is None or shift is None else f"{md:.3f} THz (shift {shift:+.3f})")
+            )
+        return "\n".join(lines)
+
+
+@dataclass
+class DispersionStageResult(StageResult):
+    """What ``mlff2d dispersion`` produced.
+
+    Attributes
+    ----------
+    dispersion, dispersion_json
+        The spectra and peak table (:class:`mlff2d.dynamics.results.DispersionResult`):
+        ``dispersion.npz`` and ``dispersion.json``.
+    peaks_csv
+        ``dispersion_peaks.csv``: DHO peak centres, widths and shifts from the harmonic bands.
+    figures
+        ``dispersion_md``, PNG and PDF, by file name.
+    n_qpoints, labels, supercell
+        Commensurate q-points on the path, its special points, the in-plane repetitions.
+    n_frames, dt_fs, stride
+        Frames of the trajectory, MD time step (fs), steps between frames.
+    window_size, damping_ps
+        Correlation window (frames) and the σ of its Gaussian damping (ps).
+    resolution_thz, nyquist_thz
+        Frequency resolution and Nyquist frequency (THz).
+    n_peaks
+        Peaks fitted.
+    median_abs_shift_thz, median_fwhm_thz
+        Median ``|centre − harmonic|`` and median width (THz), ``None`` where there are none.
+    """
+
+    dispersion: Path
+    dispersion_json: Path
+    peaks_csv: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    n_qpoints: int = 0
+    labels: list[str] = field(default_factory=list)
+    supercell: list[int] = field(default_factory=list)
+    n_frames: int = 0
+    dt_fs: float = 0.0
+    stride: int = 1
+    window_size: int = 0
+    damping_ps: float = 0.0
+    resolution_thz: float = 0.0
+    nyquist_thz: float = 0.0
+    n_peaks: int = 0
+    median_abs_shift_thz: float | None = None
+    median_fwhm_thz: float | None = None
+
+    def describe(self) -> str:
+        """One line for the terminal."""
+        shift = (
+            ""
+            if self.median_abs_shift_thz is None
+            else f", median |shift| {self.median_abs_shift_thz:.3f} THz"
+        )
+        return (
+            f"{self.n_qpoints} q-points along {'-'.join(self.labels)}, window {self.window_size} frames, "
+            f"resolution {self.resolution_thz:.4f} THz, {self.n_peaks} peaks fitted{shift}"
+        )

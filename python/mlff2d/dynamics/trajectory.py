@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import yaml
 from ase import Atoms
 from numpy.typing import NDArray
 
 from mlff2d.errors import InputError
 from mlff2d.structures.shells import distances_from, shell_edges
-from mlff2d.units import nyquist_thz, resolution_thz
+from mlff2d.units import PS_TO_FS, nyquist_thz, resolution_thz
 
 logger = logging.getLogger(__name__)
 
@@ -127,18 +126,25 @@ class MDTrajectory:
         )
 
 
+#: How to write a trajectory these readers understand.
+_HINT = "write it with LAMMPS `dump extxyz` or `dump custom ... id type x y z vx vy vz`"
+
+
 def detect_format(path: Path) -> str:
-    """Trajectory format from the first line: ``ITEM: TIMESTEP`` or an atom count."""
-    with open(path) as fh:
-        first = fh.readline().strip()
+    """Trajectory format from the first line: ``ITEM: TIMESTEP`` or an atom count.
+
+    Raises
+    ------
+    InputError
+        If the first line is neither (not a trajectory, or binary).
+    """
+    with open(path, "rb") as fh:
+        first = fh.readline(256).decode(errors="replace").strip()
     if first.startswith("ITEM:"):
         return "lammps-dump"
     if first.isdigit():
         return "extxyz"
-    raise InputError(
-        f"cannot tell the format of {path}",
-        "write it with LAMMPS `dump extxyz` or `dump custom ... id type x y z vx vy vz`",
-    )
+    raise InputError(f"{path} is not a trajectory: cannot tell its format from its first line", _HINT)
 
 
 def _frame_headers(path: Path, fmt: str, n_atoms: int) -> str:
@@ -186,58 +192,46 @@ def _scan(path: Path, fmt: str) -> tuple[int, int, list[int], list[float]]:
     return n_frames, n_atoms, steps, times
 
 
-def _summary_sampling(path: Path) -> dict[str, float]:
-    """``dt_fs`` and ``stride`` from a ``summary.yaml`` next to the trajectory, if present."""
-    summ = path.parent / "summary.yaml"
-    if not summ.is_file():
-        return {}
-    try:
-        data = yaml.safe_load(summ.read_text()) or {}
-    except yaml.YAMLError:
-        return {}
-    out: dict[str, float] = {}
-    for section in ("results", "config"):
-        sec = data.get(section) or {}
-        for key, names in (
-            ("dt_fs", ("dt_fs", "timestep_fs", "dt")),
-            ("stride", ("stride", "dump_every", "dump_stride", "dump_interval")),
-        ):
-            for n in names:
-                if key not in out and isinstance(sec.get(n), (int, float)):
-                    out[key] = sec[n]
-    return out
-
-
 def load_trajectory(
     path: str | Path, dt_fs: float | None = None, stride: int | None = None, fmt: str | None = None
 ) -> MDTrajectory:
     """Describe a trajectory file: format, frames, time step and stride.
 
-    ``stride`` defaults to the difference of the first two time steps in the file and
-    ``dt_fs`` to a ``summary.yaml`` of ``mlff2d md`` next to it.
+    Parameters
+    ----------
+    path
+        The trajectory file.
+    dt_fs
+        MD time step (fs); default from the ``Time`` fields of the dump (LAMMPS ``metal`` units).
+    stride
+        MD steps between frames; default the difference of the first two time steps in the file.
+    fmt
+        Key of :data:`TRAJECTORY_FORMATS`; default detected from the first line.
 
     Raises
     ------
     InputError
-        If the file is missing, has fewer than 4 frames, or the time step is unknown.
+        If the file is missing or unreadable, has fewer than 4 frames, or the time step is unknown.
     """
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a folder, not a trajectory file", "give the dump in it (traj.extxyz)")
     if not p.is_file():
         raise InputError(f"trajectory not found: {p}", "give the dump written by `mlff2d md`")
     fmt = fmt or detect_format(p)
     if fmt not in TRAJECTORY_FORMATS:
         raise InputError(f"unknown trajectory format '{fmt}'", f"use one of {list(TRAJECTORY_FORMATS)}")
-    n_frames, n_atoms, steps, times = _scan(p, fmt)
-    summ = _summary_sampling(p)
-    if stride is None:
-        stride = (
-            int(summ["stride"]) if "stride" in summ else (steps[1] - steps[0] if len(steps) == 2 else None)
-        )
-    if dt_fs is None:
-        dt_fs = summ.get("dt_fs")
+    try:
+        n_frames, n_atoms, steps, times = _scan(p, fmt)
+    except (ValueError, AttributeError, IndexError) as exc:
+        raise InputError(
+            f"{p} is not a readable {fmt} trajectory ({type(exc).__name__} in its frame headers)", _HINT
+        ) from None
+    if stride is None and len(steps) == 2:
+        stride = steps[1] - steps[0]
     if dt_fs is None and len(times) == 2 and len(steps) == 2 and steps[1] > steps[0]:
         # LAMMPS writes the time in its units: ps for `units metal`
-        dt_fs = round((times[1] - times[0]) * 1000.0 / (steps[1] - steps[0]), 6)
+        dt_fs = round((times[1] - times[0]) * PS_TO_FS / (steps[1] - steps[0]), 6)
         logger.info("time step %g fs from the Time fields of the dump (metal units)", dt_fs)
     if dt_fs is None or stride is None or stride <= 0 or dt_fs <= 0:
         raise InputError(
@@ -248,7 +242,17 @@ def load_trajectory(
         raise InputError(f"{p} has {n_frames} frames", "run the MD longer or dump more often")
     traj = MDTrajectory(p, fmt, float(dt_fs), int(stride), n_frames, n_atoms)
     logger.info(
-        "%s: %d frames of %d atoms every %g fs (%s)", p.name, n_frames, n_atoms, traj.frame_dt_fs, fmt
+        "%s: %d frames of %d atoms every %g fs (dt %g fs × stride %d, %s); Nyquist %.2f THz, "
+        "resolution of the whole run %.4f THz",
+        p.name,
+        n_frames,
+        n_atoms,
+        traj.frame_dt_fs,
+        traj.dt_fs,
+        traj.stride,
+        fmt,
+        traj.nyquist_thz(),
+        traj.resolution_thz(),
     )
     return traj
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
@@ -41,7 +41,11 @@ from mlff2d.dynamics.trajectory import (
     reference_structure,
 )
 from mlff2d.errors import InputError
+from mlff2d.phonons.broadening import broadened_dos
 from mlff2d.units import AMU_A2_PER_FS2_TO_EV, KB_EV, RAD_PER_FS_TO_THZ
+
+if TYPE_CHECKING:
+    from mlff2d.dynamics.workflow import VDOSSettings
 
 logger = logging.getLogger(__name__)
 
@@ -98,29 +102,6 @@ VDOS_METHODS: dict[str, Callable[[MDTrajectory, Atoms, int, int], Spectra]] = {
 }
 
 
-@dataclass
-class VDOSSettings:
-    """Options of :func:`compute_vdos`.
-
-    Attributes
-    ----------
-    n_windows
-        Time windows to average (the error band is their standard error).
-    shell_width
-        Radial shell width (Å) around ``defect_center``.
-    method
-        ``"sed"``, ``"psd"`` or ``"auto"`` (``sed`` up to :data:`SED_MAX_ATOMS` atoms).
-    smearing_thz
-        Gaussian smearing (standard deviation, THz) applied to each window's spectra; 0 keeps
-        the raw periodograms.
-    """
-
-    n_windows: int = 4
-    shell_width: float = 2.0
-    method: str = "auto"
-    smearing_thz: float = 0.05
-
-
 def _groups(atoms: Atoms, shell_width: float) -> tuple[list[str], NDArray, NDArray, NDArray, NDArray]:
     """Elements, element index per atom, shell edges/index/counts, defect centre."""
     center = np.asarray(atoms.info.get("defect_center", np.zeros(3)), dtype=float).reshape(3)
@@ -148,7 +129,7 @@ def _mean_err(stack: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[
     return stack.mean(axis=0), stack.std(axis=0, ddof=1) / np.sqrt(stack.shape[0])
 
 
-def compute_vdos(traj: MDTrajectory, atoms: Atoms, settings: VDOSSettings | None = None) -> VDOSResult:
+def compute_vdos(traj: MDTrajectory, atoms: Atoms, settings: VDOSSettings) -> VDOSResult:
     """VDOS of a trajectory: total, per element and per radial shell, averaged over windows.
 
     Parameters
@@ -158,19 +139,18 @@ def compute_vdos(traj: MDTrajectory, atoms: Atoms, settings: VDOSSettings | None
     atoms
         Reference structure: masses, elements and ``info["defect_center"]`` (Å).
     settings
-        Windows, shells, method, smearing.
+        The stage settings; this uses ``windows``, ``shell_width`` (Å), ``method`` and
+        ``smearing_thz`` (THz).
 
     Raises
     ------
     InputError
-        If the structure does not match, the method is unknown or windows are too short.
+        If the structure does not match or the windows are too short.
     """
-    s = settings or VDOSSettings()
+    s = settings
     atoms = reference_structure(traj, atoms)
     method = s.method if s.method != "auto" else ("sed" if len(atoms) <= SED_MAX_ATOMS else "psd")
-    if method not in VDOS_METHODS:
-        raise InputError(f"unknown VDOS method '{s.method}'", f"use auto or {list(VDOS_METHODS)}")
-    n_win = max(1, int(s.n_windows))
+    n_win = s.windows
     wf = traj.n_frames // n_win
     if wf < 8:
         raise InputError(
@@ -238,26 +218,6 @@ def _progress(it, description: str):
 # -- harmonic reference -----------------------------------------------------------------------
 
 
-def broadened_dos(
-    grid: NDArray[np.float64],
-    mode_freqs: NDArray[np.float64],
-    sigma: float,
-    weights: NDArray[np.float64] | None = None,
-) -> NDArray[np.float64]:
-    """Gaussian-broadened DOS (states/THz) of mode frequencies (THz) on ``grid`` (THz).
-
-    ``weights`` (same shape as ``mode_freqs``) default to 1 per mode.
-    """
-    f = np.asarray(mode_freqs, dtype=float).ravel()
-    wts = np.ones_like(f) if weights is None else np.asarray(weights, dtype=float).ravel()
-    out = np.zeros_like(grid, dtype=float)
-    norm = 1.0 / (sigma * np.sqrt(2 * np.pi))
-    for chunk in range(0, f.size, 2048):
-        d = (grid[:, None] - f[None, chunk : chunk + 2048]) / sigma
-        out += (np.exp(-0.5 * d**2) * wts[None, chunk : chunk + 2048]).sum(axis=1) * norm
-    return out
-
-
 def _harmonic_from_dat(path: Path, grid: NDArray, sigma: float, n_atoms: int) -> HarmonicDOS:
     data = np.loadtxt(path, comments="#")
     dos = np.interp(grid, data[:, 0], data[:, 1], left=0.0, right=0.0)
@@ -305,16 +265,16 @@ def load_harmonic_dos(path: str | Path, grid: NDArray[np.float64], sigma: float,
     """Harmonic DOS on ``grid`` (THz), normalised to ``3 n_atoms`` states.
 
     ``path`` is a phonopy ``total_dos.dat``, a DOS ``.npz`` (:class:`HarmonicDOS` or the
-    ``dos.npz`` of ``mlff2d phonons``, or its output folder), or a phonopy params ``.yaml``
-    (forces or force constants) evaluated at Γ of the MD cell (or the commensurate mesh of a
-    primitive cell) with Gaussian ``sigma``.
+    ``dos.npz`` of ``mlff2d phonons``), or a phonopy params ``.yaml`` (forces or force constants)
+    evaluated at Γ of the MD cell (or the commensurate mesh of a primitive cell) with Gaussian
+    ``sigma`` (THz).
+
+    Raises
+    ------
+    InputError
+        If the file is missing or of a kind not listed in :data:`HARMONIC_READERS`.
     """
     p = Path(path)
-    if p.is_dir():  # an `mlff2d phonons` output folder: its defect-cell DOS, else the pristine one
-        found = [p / n for n in ("defect/dos.npz", "dos.npz", "pristine/dos.npz") if (p / n).is_file()]
-        if not found:
-            raise InputError(f"no dos.npz in {p}", "pass the DOS file itself")
-        p = found[0]
     reader = HARMONIC_READERS.get(p.suffix.lower())
     if reader is None:
         raise InputError(
@@ -330,17 +290,12 @@ def load_harmonic_dos(path: str | Path, grid: NDArray[np.float64], sigma: float,
 
 
 def load_harmonic_shells(path: str | Path) -> dict[str, NDArray[np.float64]] | None:
-    """Read the harmonic local PDOS per radial shell written by ``mlff2d phonons``, if any.
+    """Read a harmonic local PDOS per radial shell (``local_pdos_defect.npz`` of ``mlff2d phonons``).
 
-    ``path`` is its output folder (``defect/local_pdos_defect.npz``) or that ``.npz``; returns
-    ``{"frequencies" (n_f,) THz, "edges" (n_shells + 1,) Å, "pdos" (n_shells, n_f) states/THz,
-    "counts" (n_shells,)}`` or None.
+    Returns ``{"frequencies" (n_f,) THz, "edges" (n_shells + 1,) Å, "pdos" (n_shells, n_f)
+    states/THz, "counts" (n_shells,)}``, or None if the file holds no such arrays.
     """
-    p = Path(path)
-    cand = p / "defect" / "local_pdos_defect.npz" if p.is_dir() else p
-    if not cand.is_file() or cand.suffix != ".npz":
-        return None
-    with np.load(cand, allow_pickle=False) as data:
+    with np.load(Path(path), allow_pickle=False) as data:
         if not {"frequencies", "edges", "pdos", "counts"} <= set(data.files):
             return None
         return {k: data[k] for k in ("frequencies", "edges", "pdos", "counts")}
@@ -377,18 +332,20 @@ def spectrum_peaks(
     return np.sort(np.array(out, dtype=float))
 
 
-def compare_peaks(vdos: VDOSResult, harmonic: HarmonicDOS, n_peaks: int = 6) -> list[dict]:
+def compare_peaks(vdos: VDOSResult, harmonic: HarmonicDOS, n_peaks: int) -> list[dict[str, float | None]]:
     """Match the harmonic DOS's top peaks to the nearest MD VDOS peaks.
 
-    Returns rows ``{"harmonic_thz", "md_thz", "shift_thz"}``; ``md_thz`` is the nearest of the
-    MD's 3 ``n_peaks`` most prominent peaks.
+    Returns rows ``{"harmonic_thz", "md_thz", "shift_thz"}`` (THz); ``md_thz`` is the nearest of
+    the MD's 3 ``n_peaks`` most prominent peaks (None, as the shift, if the MD VDOS has none).
     """
     h_peaks = spectrum_peaks(harmonic.frequencies, harmonic.dos, n_peaks)
     md_peaks = spectrum_peaks(vdos.frequencies, vdos.total, 3 * n_peaks)
-    rows = []
+    rows: list[dict[str, float | None]] = []
     for f in h_peaks:
-        j = int(np.argmin(np.abs(md_peaks - f))) if md_peaks.size else -1
-        m = float(md_peaks[j]) if j >= 0 else float("nan")
+        if not md_peaks.size:
+            rows.append({"harmonic_thz": round(float(f), 4), "md_thz": None, "shift_thz": None})
+            continue
+        m = float(md_peaks[int(np.argmin(np.abs(md_peaks - f)))])
         rows.append(
             {"harmonic_thz": round(float(f), 4), "md_thz": round(m, 4), "shift_thz": round(m - float(f), 4)}
         )
