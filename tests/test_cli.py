@@ -122,7 +122,9 @@ def test_dataset_quick_recipe(tmp_path):
     keys = [tuple(x.positions.round(6).ravel()[:6]) for s in frames.values() for x in s]
     assert len(keys) == len(set(keys))
     # running again labels nothing new
-    assert main(["dataset", str(ROOT / "training/datasets/wse2_sw_quick.yaml"), "-o", str(out)]) == 0
+    # a finished dataset is reused; --force rebuilds the splits from the store without relabelling
+    argv = ["dataset", str(ROOT / "training/datasets/wse2_sw_quick.yaml"), "-o", str(out)]
+    assert main([*argv, "--force"]) == 0
     assert yaml.safe_load((out / "summary.yaml").read_text())["results"]["computed_now"] == 0
 
 

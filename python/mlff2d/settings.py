@@ -354,7 +354,9 @@ def cli_options(cls: type[Settings], exclude: tuple[str, ...] = ()) -> Any:
                 continue
             name = meta.get("cli") or f.name.replace("_", "-")
             unit = f" ({meta['unit']})" if meta.get("unit") else ""
-            decls = [f"--{name}/--no-{name}"] if tp is bool else [f"--{name}"]
+            # a switch that is off by default is a plain flag (--no-label), else --x/--no-x
+            flag = tp is bool and default is False
+            decls = [f"--{name}/--no-{name}"] if tp is bool and not flag else [f"--{name}"]
             if meta.get("short"):
                 decls.insert(0, meta["short"])
             kw = {
@@ -363,6 +365,8 @@ def cli_options(cls: type[Settings], exclude: tuple[str, ...] = ()) -> Any:
                 "type": None if tp is bool else tp,
                 "nargs": nargs,
             }
+            if flag:
+                kw = {"help": kw["help"], "is_flag": True}
             if default is _MISSING:
                 kw["required"] = True
             else:

@@ -146,13 +146,18 @@ def _under(p: Path, root: Path) -> Path:
 
 
 def path_hash(path: Path) -> str | None:
-    """Content hash of an input: a file's bytes, a stage folder's ``summary.yaml``, else ``None``."""
+    """Identity of an input: a file's bytes, a stage folder's recorded fingerprint, else ``None``.
+
+    A stage folder stands for what it was computed from (its settings and, recursively, its own
+    inputs), so a stage recomputed from the same inputs (e.g. after an interruption) does not
+    invalidate the stages that used it.
+    """
     p = Path(path)
     if p.is_file():
         return file_hash(p)
     if (p / SUMMARY).is_file():
         data = yaml.safe_load((p / SUMMARY).read_text()) or {}
-        key = {"fingerprint": data.get("fingerprint"), "result": data.get("result")}
+        key = {"command": data.get("command"), "fingerprint": data.get("fingerprint")}
         return hashlib.sha256(repr(key).encode()).hexdigest()[:16]
     return None
 

@@ -1,17 +1,14 @@
-"""The pipeline report: one section per stage, built from the stage folders' own records.
+"""The pipeline report: one section per stage, built from the stages' typed results.
 
-Everything shown comes from files the stages wrote (``summary.yaml``, ``metrics.json``,
-figures), so the report never restates a number that a stage did not compute.
+Everything shown comes from the results the stages returned (their small results, metrics and
+figure files) and their own command lines, so the report never restates a number that a stage
+did not compute and never guesses a file name.
 """
 
 from __future__ import annotations
 
-import json
-import shlex
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from mlff2d.report.document import Figure, Report, Section, Table
 from mlff2d.runinfo import package_versions
@@ -67,7 +64,7 @@ def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     if isinstance(d, dict):
         for k, v in d.items():
-            out += _flatten(v, f"{prefix}{k}." if not isinstance(v, (dict)) else f"{prefix}{k}.")
+            out += _flatten(v, f"{prefix}{k}.")
         return out
     if isinstance(d, list):
         if len(d) <= 6 and all(isinstance(x, (int, float, str)) for x in d):
@@ -78,15 +75,18 @@ def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix.rstrip("."), d)]
 
 
-def _summary(folder: Path) -> dict[str, Any]:
-    p = folder / "summary.yaml"
-    return yaml.safe_load(p.read_text()) if p.is_file() else {}
+def _figures(result: Any, preferred: list[str]) -> list[Figure]:
+    pngs = {p.stem: p for p in result.output_files().values() if p.suffix == ".png" and p.is_file()}
+    order = [s for s in preferred if s in pngs] + sorted(s for s in pngs if s not in preferred)
+    root = Path(result.outdir).parent
+    return [Figure(pngs[s], f"{s.replace('_', ' ')} ({_rel(pngs[s], root)})") for s in order]
 
 
-def _figures(folder: Path, preferred: list[str]) -> list[Figure]:
-    pngs = {p.stem: p for p in sorted(folder.rglob("*.png"))}
-    order = [s for s in preferred if s in pngs] + [s for s in pngs if s not in preferred]
-    return [Figure(pngs[s], f"{s.replace('_', ' ')} ({pngs[s].relative_to(folder.parent)})") for s in order]
+def _rel(p: Path, root: Path) -> str:
+    try:
+        return str(p.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(p)
 
 
 def _results_table(results: dict[str, Any], caption: str, limit: int = 40) -> Table | None:
@@ -104,12 +104,8 @@ def _dataset_table(results: dict[str, Any]) -> Table | None:
     return Table(["config_type", "train", "valid", "test"], rows, "Structures per split")
 
 
-def _metrics_tables(folder: Path) -> list[Table]:
-    path = folder / "metrics.json"
-    if not path.is_file():
-        return []
-    data = json.loads(path.read_text())
-    groups = {**data.get("by_config_type", {}), "overall": data.get("overall", {})}
+def _metrics_table(metrics: dict[str, Any]) -> Table | None:
+    groups = {**metrics.get("by_config_type", {}), "overall": metrics.get("overall", {})}
 
     def row(name: str, g: dict[str, Any]) -> list[Any]:
         e, f, st = g.get("energy", {}), g.get("forces", {}), g.get("stress", {})
@@ -133,21 +129,21 @@ def _metrics_tables(folder: Path) -> list[Table]:
         "F RMSE (meV/Å)",
         "S RMSE (meV/Å³)",
     ]
-    return [Table(cols, rows, "Test-split errors per config_type", fmt="{:.3g}")]
+    return Table(cols, rows, "Test-split errors per config_type", fmt="{:.3g}") if rows else None
 
 
 #: results keys not worth a table row (long lists, hashes repeated elsewhere, nested splits).
 _SKIP = {
-    "valid",
-    "test",
+    "metrics",
+    "counts",
     "gamma",
+    "gamma_modes",
     "per_band_rms_THz",
+    "per_band_rms_thz",
     "peaks",
     "shell_counts",
     "labels",
     "elements",
-    "pristine",
-    "defect",
     "nve_etotal_start_end_eV",
     "defect_center_A",
 }
@@ -161,85 +157,104 @@ def _gamma_table(results: dict[str, Any]) -> Table | None:
     return Table(cols, [[g.get(c) for c in cols] for g in gamma], "Γ modes: reference vs student (THz)")
 
 
-def build_report(recipe: Any, rundir: Path, steps: list[Any], timings: dict[str, float]) -> Report:
-    """Build the report of a pipeline run from its step folders.
+def _section(stage: Any) -> Section:
+    """The report section of one stage (a :class:`mlff2d.pipeline.StageRun`)."""
+    title, text, preferred = SECTIONS.get(stage.name, (stage.name, "", []))
+    sec = Section(title, [text] if text else [])
+    results = stage.result.summary()
+    if stage.name == "data":
+        sec.tables += [t for t in [_dataset_table(results)] if t]
+    if stage.name == "evaluate":
+        sec.tables += [t for t in [_metrics_table(getattr(stage.result, "metrics", {}) or {})] if t]
+    if stage.name == "validation":
+        sec.tables += [t for t in [_gamma_table(results)] if t]
+    if stage.name != "data":
+        brief = {k: v for k, v in results.items() if k not in _SKIP}
+        t = _results_table(brief, "Results of the stage (summary.yaml)")
+        if t:
+            sec.tables.append(t)
+    sec.figures = _figures(stage.result, preferred)
+    sec.code.append(stage.workflow.command_line())
+    return sec
+
+
+def build_report(recipe: Any, stages: list[Any]) -> Report:
+    """Build the report of a pipeline run from its stages' typed results.
 
     Parameters
     ----------
     recipe
         The :class:`mlff2d.pipeline.Recipe`.
-    rundir
-        The run folder.
-    steps
-        The :class:`mlff2d.pipeline.Step` objects that were run or skipped, in order.
-    timings
-        Step name -> wall time (s).
+    stages
+        The :class:`mlff2d.pipeline.StageRun` objects run or reused, in order.
     """
     rep = Report(
         f"mlff2d report: {recipe.name}",
         subtitle=(recipe.description or f"{recipe.material}: data → MACE → LAMMPS → phonons"),
     )
-    head = _headline(rundir)
+    head = headline({s.name: s.result for s in stages})
     if head:
         rep.sections.append(
             Section("Headline numbers", tables=[Table(["quantity", "value"], head, fmt="{:.3g}")])
         )
-    for step in steps:
-        folder = rundir / step.name
-        title, text, preferred = SECTIONS.get(step.name, (step.name, "", []))
-        summ = _summary(folder)
-        sec = Section(title, [text] if text else [])
-        if step.name == "data":
-            t = _dataset_table(summ.get("results", {}))
-            if t:
-                sec.tables.append(t)
-        elif step.name == "evaluate":
-            sec.tables += _metrics_tables(folder)
-        results = summ.get("results", {}) or {}
-        if step.name == "validation":
-            t = _gamma_table(results)
-            if t:
-                sec.tables.append(t)
-        if step.name != "data":
-            brief = {k: v for k, v in results.items() if k not in _SKIP}
-            t = _results_table(brief, "Results recorded by the stage (summary.yaml)")
-            if t:
-                sec.tables.append(t)
-        sec.figures = _figures(folder, preferred) if folder.is_dir() else []
-        sec.code.append("mlff2d " + shlex.join(str(a) for a in step.argv))
-        rep.sections.append(sec)
-    rows = [[name, f"{wall:.1f}"] for name, wall in timings.items()]
-    rows.append(["total", f"{sum(timings.values()):.1f}"])
-    rep.sections.append(Section("Timings", tables=[Table(["stage", "wall time (s)"], rows)]))
+    rep.sections += [_section(s) for s in stages]
+    rows = [[s.name, s.workflow.status, f"{s.workflow.wall_s:.1f}"] for s in stages]
+    rows.append(["total", "", f"{sum(s.workflow.wall_s for s in stages):.1f}"])
+    note = "Wall time of the computation; a reused stage shows the time of the run that made it."
+    rep.sections.append(
+        Section("Timings", [note], tables=[Table(["stage", "status", "wall time (s)"], rows)])
+    )
     versions = package_versions()
     rep.sections.append(
         Section(
             "Versions and commands",
+            ["Each stage again by hand, in order:"],
             tables=[Table(["package", "version"], [[k, v] for k, v in versions.items()])],
-            code=["mlff2d " + shlex.join(str(a) for a in s.argv) for s in steps],
+            code=[s.workflow.command_line() for s in stages],
         )
     )
     return rep
 
 
-def _headline(rundir: Path) -> list[list[Any]]:
+#: (stage, result field, label) of the headline table.
+HEADLINE: list[tuple[str, str, str]] = [
+    ("validation", "rms_thz", "phonons, student vs reference: RMS along Γ–M–K–Γ (THz)"),
+    ("validation", "max_thz", "phonons, student vs reference: max |Δf| along Γ–M–K–Γ (THz)"),
+    ("md", "ms_per_step", "MD with pair_style mace: wall time per step (ms)"),
+    ("md", "nve_drift_meV_per_atom_per_ps", "MD: NVE energy drift (meV/atom/ps)"),
+    ("md", "mean_temperature_K", "MD: mean temperature (K)"),
+    ("vdos", "max_abs_peak_shift_thz", "VDOS (MD) vs harmonic DOS: largest peak shift (THz)"),
+    ("dispersion", "median_abs_shift_thz", "MD dispersion vs harmonic bands: median shift (THz)"),
+]
+
+
+def headline(results: dict[str, Any]) -> list[list[Any]]:
+    """The headline numbers of a run: test-split errors, phonon agreement, MD figures.
+
+    Parameters
+    ----------
+    results
+        Stage name -> typed result.
+    """
     rows: list[list[Any]] = []
-    ev = rundir / "evaluate" / "metrics.json"
-    if ev.is_file():
-        overall = json.loads(ev.read_text()).get("overall", {})
+    ev = results.get("evaluate")
+    if ev is not None:
+        overall = (getattr(ev, "metrics", {}) or {}).get("overall", {})
         rows.append(["energy RMSE, test split (meV/atom)", overall.get("energy", {}).get("rmse")])
         rows.append(["force RMSE, test split (meV/Å)", overall.get("forces", {}).get("rmse")])
-    picks = [
-        ("validation", "rms_THz", "phonons, student vs reference: RMS along Γ–M–K–Γ (THz)"),
-        ("validation", "max_THz", "phonons, student vs reference: max |Δf| along Γ–M–K–Γ (THz)"),
-        ("md", "ms_per_step", "MD with pair_style mace: wall time per step (ms)"),
-        ("md", "nve_drift_meV_per_atom_per_ps", "MD: NVE energy drift (meV/atom/ps)"),
-        ("md", "mean_temperature_K", "MD: mean temperature (K)"),
-        ("vdos", "max_abs_peak_shift_thz", "VDOS (MD) vs harmonic DOS: largest peak shift (THz)"),
-        ("dispersion", "median_abs_shift_thz", "MD dispersion vs harmonic bands: median shift (THz)"),
-    ]
-    for step, key, label in picks:
-        val = _summary(rundir / step).get("results", {}) or {}
-        if isinstance(val.get(key), (int, float)):
-            rows.append([label, float(val[key])])
+    for stage, key, label in HEADLINE:
+        res = results.get(stage)
+        val = _flatten_get(res.summary(), key) if res is not None else None
+        if isinstance(val, (int, float)):
+            rows.append([label, float(val)])
     return [r for r in rows if r[1] is not None]
+
+
+def _flatten_get(summary: dict[str, Any], key: str) -> Any:
+    """``summary[key]``, also found one level down (e.g. ``thermo.ms_per_step``)."""
+    if key in summary:
+        return summary[key]
+    for v in summary.values():
+        if isinstance(v, dict) and key in v:
+            return v[key]
+    return None
