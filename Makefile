@@ -50,7 +50,7 @@ demo: install plugin
 
 # render the demo report in headless Chromium and keep the screenshot for the README
 screenshot: install
-	$(BIN)/python -c "from mlff2d.report.document import screenshot; print(screenshot('runs/demo/report.html', 'docs/report_screenshot.png', width=1200, height=2400))"
+	$(BIN)/python -c "from mlff2d.report.document import screenshot; print(screenshot('runs/demo/report/report.html', 'docs/report_screenshot.png', width=1200, height=2400))"
 
 bench: install plugin
 	$(BIN)/python benchmarks/run_all.py -o runs/bench

@@ -191,21 +191,21 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
 def _check_bounds(meta: typing.Mapping[str, Any], value: Any, where: str) -> None:
     unit = f" {meta['unit']}" if meta.get("unit") else ""
     items = value if isinstance(value, (list, tuple)) else [value]
-    for v in items:
+    for i, v in enumerate(items):
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             continue
-        if meta.get("ge") is not None and v < meta["ge"]:
-            raise ConfigError(
-                f"{where}: {v}{unit} is below the minimum {meta['ge']}{unit}", f"use ≥ {meta['ge']}"
-            )
-        if meta.get("gt") is not None and v <= meta["gt"]:
-            raise ConfigError(
-                f"{where}: {v}{unit} must be greater than {meta['gt']}{unit}", f"use > {meta['gt']}"
-            )
-        if meta.get("le") is not None and v > meta["le"]:
-            raise ConfigError(
-                f"{where}: {v}{unit} is above the maximum {meta['le']}{unit}", f"use ≤ {meta['le']}"
-            )
+        at = f"{where}[{i}]" if isinstance(value, (list, tuple)) else where
+        for key, fails, words in (
+            ("ge", lambda b, v=v: v < b, "is below the minimum"),
+            ("gt", lambda b, v=v: v <= b, "must be greater than"),
+            ("le", lambda b, v=v: v > b, "is above the maximum"),
+        ):
+            bound = meta.get(key)
+            if bound is not None and fails(bound):
+                sign = {"ge": "≥", "gt": ">", "le": "≤"}[key]
+                raise ConfigError(
+                    f"{at}: {v:g}{unit} {words} {bound:g}{unit}", f"use a value {sign} {bound:g}"
+                )
 
 
 def _norm(key: Any) -> str:

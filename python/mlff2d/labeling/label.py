@@ -145,21 +145,7 @@ def label_structures(
     """
     from rich.progress import Progress
 
-    rep = LabelReport()
-    shash = labeller.settings_hash
-    todo: list[tuple[str, Atoms]] = []
-    for atoms in structures:
-        key = structure_key(atoms, shash)
-        rep.keys.append(key)
-        st = store.status(key)
-        if int(key, 16) % shard[1] != shard[0]:
-            rep.other_shard += 1
-        elif st == "done" or (st == "failed" and not retry_failed):
-            rep.skipped += 1
-            rep.failed += st == "failed"
-        else:
-            todo.append((key, atoms))
-    todo.sort(key=lambda item: len(item[1]))  # cheapest first (stable): small cells land early
+    rep, todo = _plan(structures, labeller.settings_hash, store, shard, retry_failed)
     if not compute:
         rep.pending = len(todo)
         return rep
@@ -177,39 +163,62 @@ def label_structures(
         for key, atoms in todo:
             if store.status(key) == "done":  # finished meanwhile by another worker
                 rep.skipped += 1
-                bar.advance(task)
-                continue
-            work = atoms.copy()
-            t0, c0 = time.perf_counter(), time.process_time()
-            try:
-                calc = labeller.compute(work, store.workdir(key))
-            except Exception as exc:  # noqa: BLE001 - every failure is recorded with its reason
-                reason = (
-                    f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-                )
-                store.write_failure(
-                    key,
-                    reason,
-                    {"formula": atoms.get_chemical_formula(), "config_type": atoms.info.get("config_type")},
-                )
-                logger.warning("label %s failed: %s", key, reason)
-                rep.failed += 1
             else:
-                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-                store.write(key, attach_labels(work, labeller, wall, calc, cpu))
-                rep.computed += 1
-                # one line per label for slow (DFT) calculations; the progress bar is enough for SW
-                logger.log(
-                    logging.INFO if wall > 1.0 else logging.DEBUG,
-                    "label %s: %s, %d atoms, %.1f s wall, %.1f s CPU (%d/%d done)",
-                    key,
-                    atoms.info.get("config_type", "?"),
-                    len(atoms),
-                    wall,
-                    cpu,
-                    rep.computed + rep.failed,
-                    len(todo),
-                )
+                _label_one(key, atoms, labeller, store, rep, len(todo))
             bar.advance(task)
     rep.wall_s = time.perf_counter() - t_all
     return rep
+
+
+def _plan(
+    structures: Sequence[Atoms], shash: str, store: LabelStore, shard: tuple[int, int], retry_failed: bool
+) -> tuple[LabelReport, list[tuple[str, Atoms]]]:
+    """Keys of all structures, counts of those done or elsewhere, and the work left (smallest first)."""
+    rep = LabelReport()
+    todo: list[tuple[str, Atoms]] = []
+    for atoms in structures:
+        key = structure_key(atoms, shash)
+        rep.keys.append(key)
+        st = store.status(key)
+        if int(key, 16) % shard[1] != shard[0]:
+            rep.other_shard += 1
+        elif st == "done" or (st == "failed" and not retry_failed):
+            rep.skipped += 1
+            rep.failed += st == "failed"
+        else:
+            todo.append((key, atoms))
+    todo.sort(key=lambda item: len(item[1]))  # cheapest first (stable): small cells land early
+    return rep, todo
+
+
+def _label_one(
+    key: str, atoms: Atoms, labeller: Labeller, store: LabelStore, rep: LabelReport, n_todo: int
+) -> None:
+    """Compute one label and write it (or its failure, with the reason) to the store at once."""
+    work = atoms.copy()
+    t0, c0 = time.perf_counter(), time.process_time()
+    try:
+        calc = labeller.compute(work, store.workdir(key))
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded with its reason
+        text = str(exc).strip()
+        reason = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+        meta = {"formula": atoms.get_chemical_formula(), "config_type": atoms.info.get("config_type")}
+        store.write_failure(key, reason, meta)
+        logger.warning("label %s failed: %s", key, reason)
+        rep.failed += 1
+        return
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    store.write(key, attach_labels(work, labeller, wall, calc, cpu))
+    rep.computed += 1
+    # one line per label for slow (DFT) calculations; the progress bar is enough for SW
+    logger.log(
+        logging.INFO if wall > 1.0 else logging.DEBUG,
+        "label %s: %s, %d atoms, %.1f s wall, %.1f s CPU (%d/%d done)",
+        key,
+        atoms.info.get("config_type", "?"),
+        len(atoms),
+        wall,
+        cpu,
+        rep.computed + rep.failed,
+        n_todo,
+    )
