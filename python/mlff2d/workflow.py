@@ -52,8 +52,8 @@ SUMMARY = "summary.yaml"
 class StageResult:
     """Base of the typed results of every stage.
 
-    Subclasses add fields: ``Path`` fields (or nested results, or ``dict[str, Path]``) are output
-    files; everything else is a small result (numbers, strings, tables as lists of dicts).
+    Subclasses add fields: ``Path`` fields (or nested results, ``dict[str, Path]``, ``list[Path]``)
+    are output files; everything else is a small result (numbers, strings, tables as lists of dicts).
 
     Attributes
     ----------
@@ -73,6 +73,8 @@ class StageResult:
                 out.update({f"{name}.{k}": v for k, v in value.output_files().items()})
             elif isinstance(value, dict):
                 out.update({f"{name}.{k}": v for k, v in value.items() if isinstance(v, Path)})
+            elif isinstance(value, list):
+                out.update({f"{name}.{i}": v for i, v in enumerate(value) if isinstance(v, Path)})
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -99,6 +101,8 @@ class StageResult:
                 out[name] = {
                     k: _rel(v, root) if isinstance(v, Path) else to_dict(v) for k, v in value.items()
                 }
+            elif isinstance(value, list) and any(isinstance(v, Path) for v in value):
+                out[name] = [_rel(v, root) if isinstance(v, Path) else to_dict(v) for v in value]
             else:
                 out[name] = to_dict(value)
         return out
@@ -125,6 +129,8 @@ class StageResult:
                 setattr(
                     self, name, {k: _under(v, root) if isinstance(v, Path) else v for k, v in value.items()}
                 )
+            elif isinstance(value, list):
+                setattr(self, name, [_under(v, root) if isinstance(v, Path) else v for v in value])
 
 
 def _holds_paths(tp: Any) -> bool:

@@ -134,6 +134,10 @@ def _metrics_table(metrics: dict[str, Any]) -> Table | None:
 
 #: results keys not worth a table row (long lists, hashes repeated elsewhere, nested splits).
 _SKIP = {
+    "valid",
+    "test",
+    "hashes",
+    "label_settings",
     "metrics",
     "counts",
     "gamma",
