@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -10,7 +11,7 @@ from mlff2d.training.data import import_mace, load_model, resolve_head
 
 
 def calculator(
-    model: str | Path,
+    model: str | Path | Sequence[str | Path],
     device: str = "cpu",
     dtype: Literal["float64", "float32"] = "float64",
     head: str | None = None,
@@ -24,7 +25,9 @@ def calculator(
     Parameters
     ----------
     model
-        mace-torch ``*.model`` file.
+        mace-torch ``*.model`` file, or several (a committee: mace-torch evaluates them on one
+        graph and returns their mean, with ``energy_comm``, ``forces_comm``; see
+        :class:`mlff2d.training.committee.CommitteeCalculator`).
     device
         ``"cpu"`` or ``"cuda"``.
     dtype
@@ -35,7 +38,8 @@ def calculator(
     Raises
     ------
     ModelError
-        If the file is missing or not a MACE model, or the head is ambiguous or unknown.
+        If a file is missing or not a MACE model, committee members differ in elements or
+        cut-off, or the head is ambiguous or unknown.
     """
     from mlff2d.runtime import keep_allocator_memory
 
@@ -45,6 +49,12 @@ def calculator(
     if dtype not in ("float64", "float32"):
         raise InputError(f"unknown dtype '{dtype}'", "use float64 or float32")
     keep_allocator_memory()
-    mdl = load_model(model, device)
-    head = resolve_head(mdl, head, str(model))
-    return MACECalculator(models=mdl, device=device, default_dtype=dtype, head=head)
+    paths = [model] if isinstance(model, (str, Path)) else list(model)
+    if len(paths) == 1:
+        models = [load_model(paths[0], device)]
+    else:
+        from mlff2d.training.committee import load_members
+
+        models = load_members(paths, device)
+    head = resolve_head(models[0], head, str(paths[0]))
+    return MACECalculator(models=models, device=device, default_dtype=dtype, head=head)

@@ -23,14 +23,9 @@ from ase import Atoms
 from numpy.typing import NDArray
 
 from mlff2d.runinfo import RunRecord, atomic_write_text
-from mlff2d.training.data import (
-    check_elements,
-    import_mace,
-    load_model,
-    model_heads,
-    read_dataset,
-    resolve_head,
-)
+from mlff2d.training.committee import committee_models, load_members
+from mlff2d.training.data import check_elements, import_mace, model_heads, read_dataset, resolve_head
+from mlff2d.training.uncertainty import calibrate_predictions, forces_std
 from mlff2d.training.workflows import EvaluateResult, EvaluateSettings
 from mlff2d.units import EV_TO_MEV
 
@@ -55,6 +50,9 @@ class Predictions:
         Forces of all atoms stacked (eV/Å), shape (sum(n_atoms), 3).
     stress_ref, stress_pred
         Voigt stresses (eV/Å³, ASE order), shape (S, 6); ``None`` if the data have none.
+    energy_members, forces_members
+        A committee's member energies (eV), shape (K, S), and forces (eV/Å), shape
+        (K, sum(n_atoms), 3); the ``*_pred`` fields are then their mean. ``None`` for one model.
     """
 
     n_atoms: NDArray[np.int64]
@@ -65,6 +63,8 @@ class Predictions:
     forces_pred: NDArray[np.float64]
     stress_ref: NDArray[np.float64] | None = None
     stress_pred: NDArray[np.float64] | None = None
+    energy_members: NDArray[np.float64] | None = None
+    forces_members: NDArray[np.float64] | None = None
 
     def __str__(self) -> str:
         return (
@@ -111,10 +111,14 @@ def predict(
 ) -> Predictions:
     """Evaluate ``model`` on labelled ``frames`` in batches of ``batch_size`` structures.
 
+    ``model`` may be a committee (a list of models with the same elements and cut-off): every
+    member runs on the same batched graphs.
+
     Returns
     -------
     Predictions
-        Reference and predicted energies (eV), forces (eV/Å), stresses (eV/Å³).
+        Reference and predicted energies (eV), forces (eV/Å), stresses (eV/Å³); for a
+        committee the member mean, with the member energies and forces.
     """
     from mlff2d.runtime import keep_allocator_memory
 
@@ -123,13 +127,14 @@ def predict(
     from mace.tools import AtomicNumberTable, torch_geometric
 
     keep_allocator_memory()
-    heads = model_heads(model)
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    heads = model_heads(models[0])
     head = head or heads[0]
     has_stress = all(stress_key in a.info for a in frames)
     keyspec = mdata.KeySpecification(info_keys={"energy": energy_key}, arrays_keys={"forces": forces_key})
-    dtype = next(model.parameters()).dtype
-    z_table = AtomicNumberTable([int(z) for z in model.atomic_numbers])
-    r_max = float(model.r_max)
+    dtype = next(models[0].parameters()).dtype
+    z_table = AtomicNumberTable([int(z) for z in models[0].atomic_numbers])
+    r_max = float(models[0].r_max)
     with default_dtype(dtype):
         configs = mdata.config_from_atoms_list(frames, key_specification=keyspec, head_name=head)
         graphs = [
@@ -138,28 +143,45 @@ def predict(
         loader = torch_geometric.dataloader.DataLoader(
             graphs, batch_size=batch_size, shuffle=False, drop_last=False
         )
-        energies, forces, stresses = [], [], []
-        for batch in _progress(loader, len(frames), progress):
-            batch = batch.to(device)
-            out = model(batch.to_dict(), training=False, compute_force=True, compute_stress=has_stress)
-            energies.append(out["energy"].detach().cpu().numpy())
-            forces.append(out["forces"].detach().cpu().numpy())
-            if has_stress:
-                s = out["stress"].detach().cpu().numpy()
-                stresses.append(s[:, [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]])
-            del out
+        energy, forces, stress = _run_models(
+            models, _progress(loader, len(frames), progress), device, has_stress
+        )
+    committee = len(models) > 1
     return Predictions(
         n_atoms=np.array([len(a) for a in frames]),
         config_types=[str(a.info.get("config_type", "default")) for a in frames],
         energy_ref=np.array([float(a.info[energy_key]) for a in frames]),
-        energy_pred=np.concatenate(energies),
+        energy_pred=energy.mean(axis=0),
         forces_ref=np.concatenate([a.arrays[forces_key] for a in frames]),
-        forces_pred=np.concatenate(forces),
+        forces_pred=forces.mean(axis=0),
         stress_ref=np.array([np.asarray(a.info[stress_key], dtype=float).reshape(-1)[:6] for a in frames])
         if has_stress
         else None,
-        stress_pred=np.concatenate(stresses) if has_stress else None,
+        stress_pred=stress.mean(axis=0) if stress is not None else None,
+        energy_members=energy if committee else None,
+        forces_members=forces if committee else None,
     )
+
+
+def _run_models(
+    models: list, batches, device: str, has_stress: bool
+) -> tuple[NDArray, NDArray, NDArray | None]:
+    """Every model on every batch: energies (K, S) eV, forces (K, N, 3) eV/Å, Voigt stresses (K, S, 6)."""
+    energies: list[list] = [[] for _ in models]
+    forces: list[list] = [[] for _ in models]
+    stresses: list[list] = [[] for _ in models]
+    for batch in batches:
+        batch = batch.to(device)
+        for k, mdl in enumerate(models):
+            out = mdl(batch.to_dict(), training=False, compute_force=True, compute_stress=has_stress)
+            energies[k].append(out["energy"].detach().cpu().numpy())
+            forces[k].append(out["forces"].detach().cpu().numpy())
+            if has_stress:
+                s = out["stress"].detach().cpu().numpy()
+                stresses[k].append(s[:, [0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]])
+            del out
+    stack = [np.stack([np.concatenate(m) for m in x]) for x in (energies, forces)]
+    return stack[0], stack[1], np.stack([np.concatenate(m) for m in stresses]) if has_stress else None
 
 
 def _progress(loader, total: int, show: bool):
@@ -276,15 +298,21 @@ def _diag(ax, xlabel: str, ylabel: str) -> None:
 
 
 def write_predictions(frames: list[Atoms], p: Predictions, path: Path) -> None:
-    """Extxyz with the reference labels plus ``MACE_energy``, ``MACE_forces`` (and ``MACE_stress``)."""
+    """Extxyz with the labels plus ``MACE_energy``, ``MACE_forces`` (``MACE_stress``, ``MACE_forces_std``).
+
+    ``MACE_forces_std`` is a committee's σ_F per atom (eV/Å, :func:`.uncertainty.forces_std`).
+    """
     from ase.io import write
 
+    sigma = forces_std(p.forces_members) if p.forces_members is not None else None
     out = []
     start = 0
     for i, a in enumerate(frames):
         b = a.copy()
         b.info["MACE_energy"] = float(p.energy_pred[i])
         b.arrays["MACE_forces"] = p.forces_pred[start : start + len(a)]
+        if sigma is not None:
+            b.arrays["MACE_forces_std"] = sigma[start : start + len(a)]
         if p.stress_pred is not None:
             b.info["MACE_stress"] = p.stress_pred[i]
         start += len(a)
@@ -298,7 +326,9 @@ def evaluate(
     """Evaluate a mace-torch model file on a labelled extxyz dataset and write the results.
 
     Writes ``metrics.json``, ``metrics.md``, ``predictions.extxyz`` and the parity plots into
-    ``outdir``; the prediction time (s) goes into ``record``.
+    ``outdir``; the prediction time (s) goes into ``record``. A committee folder as the model:
+    the committee mean is evaluated and σ_F calibrated (``calibration.png``,
+    ``metrics["uncertainty"]``, :mod:`.uncertainty`).
 
     Raises
     ------
@@ -307,18 +337,31 @@ def evaluate(
     """
     s = settings
     out = Path(outdir)
-    mdl = load_model(s.model, s.device)
-    head = resolve_head(mdl, s.head, str(s.model))
+    paths = committee_models(s.model) if s.model.is_dir() else [s.model]
+    mdls = load_members(paths, s.device)
+    head = resolve_head(mdls[0], s.head, str(paths[0]))
     frames = read_dataset(s.data, s.energy_key, s.forces_key)
-    check_elements(frames, mdl, s.data, s.model)
+    check_elements(frames, mdls[0], s.data, s.model)
     with record.timer("predict"):
         pred = predict(
-            mdl, frames, s.batch_size, s.device, head, s.energy_key, s.forces_key, s.stress_key, progress
+            mdls if len(mdls) > 1 else mdls[0],
+            frames,
+            s.batch_size,
+            s.device,
+            head,
+            s.energy_key,
+            s.forces_key,
+            s.stress_key,
+            progress,
         )
     metrics = compute_metrics(pred)
     metrics["data"] = str(s.data)
     metrics["model"] = str(s.model)
     out.mkdir(parents=True, exist_ok=True)
+    uncertainty, calibration = None, None
+    if pred.forces_members is not None:
+        uncertainty, calibration = calibrate_predictions(pred, s.target_force_error, out)
+        metrics["uncertainty"] = uncertainty
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     atomic_write_text(out / "metrics.md", markdown_table(metrics))
     write_predictions(frames, pred, out / "predictions.extxyz")
@@ -333,4 +376,6 @@ def evaluate(
         parity_forces=figures["parity_forces"],
         energy_rmse=metrics["overall"]["energy"]["rmse"],
         forces_rmse=metrics["overall"]["forces"]["rmse"],
+        calibration=calibration,
+        uncertainty=uncertainty,
     )

@@ -242,6 +242,8 @@ class Trainer:
         check_mace_keys(self.mace_cfg, str(self.config_path))
         if settings.device is not None:
             self.mace_cfg["device"] = settings.device
+        if settings.seed is not None:
+            self.mace_cfg["seed"] = settings.seed
         check_device(self.mace_cfg.get("device", "cpu"))
 
     # -- set-up -----------------------------------------------------------------------------
@@ -323,7 +325,7 @@ class Trainer:
             "torch_threads": _torch_threads(),
         }
         with record.timer("evaluate"):
-            metrics.update(self._evaluate(model_path, cfg))
+            metrics.update(self.evaluate(model_path, cfg))
         atomic_write_text(self.outdir / "metrics.json", json.dumps(metrics, indent=2))
         return train_result(self.outdir, model_path, cfg_file, metrics, cfg_hash)
 
@@ -431,8 +433,11 @@ class Trainer:
                 "use a new output folder, or --force to delete it and train from scratch",
             )
 
-    def _evaluate(self, model_path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-        """Errors on the valid and test splits (``eval_valid/``, ``eval_test/``), by split."""
+    def evaluate(self, model_path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+        """Errors on the valid and test splits (``eval_valid/``, ``eval_test/``), by split.
+
+        ``model_path`` is a model file, or a committee folder (its mean and σ_F calibration).
+        """
         from mlff2d.training.workflows import EvaluateSettings, EvaluateWorkflow
 
         out: dict[str, Any] = {}

@@ -57,6 +57,12 @@ class TrainSettings(Settings):
         Explicit dataset files (extxyz); ``train_file`` overrides ``data``.
     device
         ``"cpu"`` or ``"cuda"``; overrides the YAML's ``device``.
+    seed
+        Random seed of mace-torch; overrides the YAML's ``seed``.
+    committee
+        Number of models K: 1 trains one model (:class:`TrainWorkflow`); K ≥ 2 a committee
+        (:class:`~mlff2d.training.committee.CommitteeWorkflow`: member i with seed + i on a
+        bootstrap resample of the training split).
     """
 
     config: Path = setting(help="mace-torch training YAML (training/*.yaml).", argument=True)
@@ -65,6 +71,10 @@ class TrainSettings(Settings):
     valid_file: Path | None = setting(None, "Validation extxyz.")
     test_file: Path | None = setting(None, "Test extxyz (evaluated after training).")
     device: Device | None = setting(None, "Overrides the config's device.")
+    seed: int | None = setting(None, "Overrides the config's seed.", ge=0)
+    committee: int = setting(
+        1, "Train a committee of K models (seed + i, bootstrap resample of the train split).", ge=1
+    )
 
 
 @dataclass
@@ -121,14 +131,18 @@ class TrainWorkflow(Workflow[TrainSettings, TrainResult]):
 
     def inputs(self) -> dict[str, Path]:
         """The training YAML and the dataset files it resolves to (from ``data`` or the files)."""
-        from mlff2d.training.train import read_config
-
-        files = read_config(self.settings)[2]
-        return {"config": self.settings.config, **{k: Path(v) for k, v in files.as_dict().items()}}
+        return train_inputs(self.settings)
 
     def check(self) -> None:
         """Check the config (mace-torch keys, data given) and the device before training."""
         from mlff2d.training.train import Trainer
+
+        k = self.settings.committee
+        if k > 1:
+            raise InputError(
+                f"TrainWorkflow trains one model, the settings ask for a committee of {k}",
+                "use mlff2d.training.committee.CommitteeWorkflow (or `mlff2d train --committee K`)",
+            )
 
         self._trainer = Trainer(self.settings, self.outdir, force=self.force, progress=self.progress)
 
@@ -143,10 +157,25 @@ class TrainWorkflow(Workflow[TrainSettings, TrainResult]):
         try:
             return super().load(outdir)  # type: ignore[return-value]
         except InputError:
+            from mlff2d.training.committee import is_committee
+
+            if is_committee(outdir):
+                raise InputError(
+                    f"{outdir} holds a committee of models, not one",
+                    "load it with CommitteeWorkflow.load, or give a member folder (member_0)",
+                ) from None
             legacy = _legacy_train_result(Path(outdir))
             if legacy is None:
                 raise
             return legacy
+
+
+def train_inputs(settings: TrainSettings) -> dict[str, Path]:
+    """The training YAML and the dataset files ``settings`` resolve to (the inputs of a training)."""
+    from mlff2d.training.train import read_config
+
+    files = read_config(settings)[2]
+    return {"config": settings.config, **{k: Path(v) for k, v in files.as_dict().items()}}
 
 
 def _legacy_train_result(outdir: Path) -> TrainResult | None:
@@ -193,7 +222,8 @@ class EvaluateSettings(Settings):
     Attributes
     ----------
     model
-        mace-torch ``*.model`` file.
+        mace-torch ``*.model`` file, or the run folder of a committee (``mlff2d train
+        --committee K``): its mean is evaluated and σ_F calibrated against the force errors.
     data
         Labelled extxyz: energies (eV), forces (eV/Å), optionally stresses (eV/Å³).
     batch_size
@@ -204,9 +234,12 @@ class EvaluateSettings(Settings):
         Head of a multi-head model (default: the first).
     energy_key, forces_key, stress_key
         Names of the reference labels in the extxyz file.
+    target_force_error
+        Committees only: the σ_F threshold is where the binned RMS force error reaches this
+        (eV/Å; see :func:`mlff2d.training.uncertainty.calibrate`).
     """
 
-    model: Path = setting(help="mace-torch model file.", argument=True)
+    model: Path = setting(help="mace-torch model file, or a committee run folder.", argument=True)
     data: Path = setting(help="Labelled extxyz.", argument=True)
     batch_size: int = setting(16, "Structures per batch.", ge=1)
     device: Device = setting("cpu", "Device to evaluate on.")
@@ -214,6 +247,9 @@ class EvaluateSettings(Settings):
     energy_key: str = setting("REF_energy", "Reference energy key of the extxyz (eV).")
     forces_key: str = setting("REF_forces", "Reference forces key of the extxyz (eV/Å).")
     stress_key: str = setting("REF_stress", "Reference stress key of the extxyz (eV/Å³).")
+    target_force_error: float = setting(
+        0.1, "Committee: σ_F threshold where the binned RMS force error reaches this.", unit="eV/Å", gt=0
+    )
 
 
 @dataclass
@@ -234,6 +270,11 @@ class EvaluateResult(StageResult):
         Parity plots (PNG).
     energy_rmse, forces_rmse
         Overall RMSE of the energy per atom (meV/atom) and of the force components (meV/Å).
+    calibration
+        Committees only: ``calibration.png`` (σ_F against the true force error per atom).
+    uncertainty
+        Committees only: Spearman rank correlation of σ_F with the per-atom force error, the
+        σ_F threshold (eV/Å) and the binned curve (``metrics["uncertainty"]``).
     """
 
     metrics: dict[str, Any]
@@ -244,6 +285,8 @@ class EvaluateResult(StageResult):
     parity_forces: Path
     energy_rmse: float = 0.0
     forces_rmse: float = 0.0
+    calibration: Path | None = None
+    uncertainty: dict[str, Any] | None = None
 
     def one_line(self) -> str:
         """Overall errors in one line."""
@@ -258,6 +301,14 @@ class EvaluateWorkflow(Workflow[EvaluateSettings, EvaluateResult]):
     command = "evaluate"
     Settings = EvaluateSettings
     Result = EvaluateResult
+
+    def inputs(self) -> dict[str, Path]:
+        """The data and the model file, or every member model of a committee folder."""
+        if not self.settings.model.is_dir():
+            return super().inputs()
+        from mlff2d.training.committee import committee_inputs
+
+        return {"data": self.settings.data, **committee_inputs(self.settings.model)}
 
     def check(self) -> None:
         """Refuse ``--device cuda`` without a GPU."""
@@ -279,14 +330,16 @@ class ExportSettings(Settings):
     Attributes
     ----------
     model
-        mace-torch ``*.model`` file (trained by ``mlff2d train``, or any MACE model).
+        mace-torch ``*.model`` file (trained by ``mlff2d train``, or any MACE model); the
+        command also takes a committee run folder (every member is exported, see
+        :class:`~mlff2d.training.committee.CommitteeExportWorkflow`).
     dtype
         Floating-point type of the exported model.
     head
         Head to export (required for multi-head models).
     """
 
-    model: Path = setting(help="mace-torch model file.", argument=True)
+    model: Path = setting(help="mace-torch model file, or a committee run folder.", argument=True)
     dtype: Literal["float64", "float32"] = setting("float64", "Precision of the exported model.")
     head: str | None = setting(None, "Head to export (required for multi-head models).")
 
