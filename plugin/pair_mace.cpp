@@ -23,6 +23,7 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -37,9 +38,10 @@ namespace {
 
 const char *const STYLE_USAGE =
     "Usage: pair_style mace [no_domain_decomposition | domain_decomposition] "
-    "[device cpu|cuda|auto]";
+    "[device cpu|cuda|auto] [committee mean|first]";
 const char *const COEFF_USAGE =
-    "Usage: pair_coeff * * <model>.model-lammps.pt <element of type 1> ... <element of type N>";
+    "Usage: pair_coeff * * <model>.model-lammps.pt [<model 2> ...] <element of type 1> ... "
+    "<element of type N>";
 const char *const EXPORT_HINT =
     "export the trained model for LAMMPS with `mlff2d export` or mace-torch's "
     "create_lammps_model (a *.model-lammps.pt TorchScript file)";
@@ -96,6 +98,8 @@ PairMACEPlugin::PairMACEPlugin(LAMMPS *lmp) : Pair(lmp)
 
 PairMACEPlugin::~PairMACEPlugin()
 {
+  memory->destroy(f_member);
+  memory->destroy(sigma_f);
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
@@ -122,12 +126,20 @@ void PairMACEPlugin::settings(int narg, char **arg)
 {
   layout_request = Layout::AUTO;
   device_request = "auto";
+  drive = Drive::MEAN;
   for (int iarg = 0; iarg < narg; ++iarg) {
     const std::string word = arg[iarg];
     if (word == "no_domain_decomposition") {
       layout_request = Layout::IMAGES;
     } else if (word == "domain_decomposition") {
       layout_request = Layout::DOMAIN;
+    } else if (word == "committee") {
+      const std::string value = iarg + 1 < narg ? arg[++iarg] : "";
+      if (value == "mean") drive = Drive::MEAN;
+      else if (value == "first") drive = Drive::FIRST;
+      else
+        error->all(FLERR, "pair_style mace: committee needs mean or first, not '{}'\n{}", value,
+                   STYLE_USAGE);
     } else if (word == "device") {
       if (iarg + 1 >= narg) error->all(FLERR, "pair_style mace: device needs a value\n{}", STYLE_USAGE);
       device_request = arg[++iarg];
@@ -162,7 +174,9 @@ void PairMACEPlugin::select_device(const std::string &request)
 }
 
 /* ----------------------------------------------------------------------
-   pair_coeff * * model.model-lammps.pt W Se
+   pair_coeff * * model.model-lammps.pt [model2.model-lammps.pt ...] W Se
+   The model files are the leading words that are no element symbols (the last
+   ntypes words are always element names).
 ------------------------------------------------------------------------- */
 
 void PairMACEPlugin::coeff(int narg, char **arg)
@@ -172,20 +186,25 @@ void PairMACEPlugin::coeff(int narg, char **arg)
   if (narg < 3 || std::strcmp(arg[0], "*") != 0 || std::strcmp(arg[1], "*") != 0)
     error->all(FLERR, "Incorrect pair_coeff for pair_style mace\n{}", COEFF_USAGE);
 
-  load_model(arg[2]);
+  int nmodels = 0;
+  while (2 + nmodels < narg && atomic_number(arg[2 + nmodels]) == 0) ++nmodels;
+  if (narg - 2 - ntypes >= 1) nmodels = std::min(nmodels, narg - 2 - ntypes);
+  if (nmodels == 0)
+    error->all(FLERR, "pair_coeff for pair_style mace needs a model file before the element "
+               "names\n{}", COEFF_USAGE);
+  load_committee(std::vector<std::string>(arg + 2, arg + 2 + nmodels));
 
-  const int nelem = narg - 3;
+  const int nelem = narg - 2 - nmodels;
   if (nelem != ntypes)
     error->all(FLERR,
                "pair_coeff for pair_style mace needs one element per atom type: {} atom types, "
                "{} elements given\n{}",
                ntypes, nelem, COEFF_USAGE);
 
-  std::string known;
-  for (auto z : model_z) known += std::string(known.empty() ? "" : " ") + ELEMENTS[z];
+  const std::string known = element_list(model_z);
   type_to_index.assign(ntypes + 1, -1);
   for (int t = 1; t <= ntypes; ++t) {
-    const std::string symbol = arg[2 + t];
+    const std::string symbol = arg[1 + nmodels + t];
     const int z = atomic_number(symbol);
     if (z == 0)
       error->all(FLERR, "pair_coeff for pair_style mace: '{}' (atom type {}) is not an element\n{}",
@@ -196,17 +215,24 @@ void PairMACEPlugin::coeff(int narg, char **arg)
       error->all(FLERR,
                  "pair_coeff for pair_style mace: element {} (atom type {}) is unknown to the "
                  "model {}, which has: {}\n{}",
-                 symbol, t, arg[2], known, COEFF_USAGE);
+                 symbol, t, model_paths.front(), known, COEFF_USAGE);
   }
   for (int i = 1; i <= ntypes; ++i)
     for (int j = i; j <= ntypes; ++j) setflag[i][j] = 1;
 }
 
-void PairMACEPlugin::load_model(const std::string &path)
+std::string PairMACEPlugin::element_list(const std::vector<int64_t> &z)
+{
+  std::string out;
+  for (auto zz : z) out += std::string(out.empty() ? "" : " ") + ELEMENTS[zz];
+  return out;
+}
+
+torch::jit::Module PairMACEPlugin::load_model(const std::string &path, ModelInfo &info)
 {
   if (!std::ifstream(path).good())
     error->all(FLERR, "pair_style mace: cannot open model file '{}'\n{}", path, COEFF_USAGE);
-  select_device(device_request);
+  torch::jit::Module model;
   try {
     model = torch::jit::load(path, device);
   } catch (const c10::Error &e) {
@@ -225,33 +251,33 @@ void PairMACEPlugin::load_model(const std::string &path)
                COEFF_USAGE);
   model.eval();
 
-  r_max = model.attr("r_max").toTensor().to(torch::kCPU).item<double>();
-  num_interactions =
+  info.r_max = model.attr("r_max").toTensor().to(torch::kCPU).item<double>();
+  info.num_interactions =
       static_cast<int>(model.attr("num_interactions").toTensor().to(torch::kCPU).item<int64_t>());
   auto z = model.attr("atomic_numbers").toTensor().to(torch::kCPU, torch::kInt64).contiguous();
-  model_z.assign(z.data_ptr<int64_t>(), z.data_ptr<int64_t>() + z.numel());
-  for (auto zz : model_z)
+  info.z.assign(z.data_ptr<int64_t>(), z.data_ptr<int64_t>() + z.numel());
+  for (auto zz : info.z)
     if (zz < 1 || zz >= N_ELEMENTS)
       error->all(FLERR, "pair_style mace: model '{}' has an invalid atomic number {}", path, zz);
 
-  dtype = torch::kFloat64;
+  info.dtype = torch::kFloat64;
   for (const auto &p : model.parameters()) {
     if (p.is_floating_point()) {
-      dtype = p.scalar_type();
+      info.dtype = p.scalar_type();
       break;
     }
   }
-  if (dtype != torch::kFloat64 && dtype != torch::kFloat32)
+  if (info.dtype != torch::kFloat64 && info.dtype != torch::kFloat32)
     error->all(FLERR, "pair_style mace: model '{}' has dtype {}; float64 or float32 expected", path,
-               std::string(c10::toString(dtype)));
-  model_loaded = true;
+               std::string(c10::toString(info.dtype)));
 
   if (comm->me == 0)
     utils::logmesg(lmp,
                    "pair_style mace: model {} | r_max {} A | {} interactions | {} elements | {} | "
                    "{}\n",
-                   path, r_max, num_interactions, model_z.size(),
-                   dtype == torch::kFloat64 ? "float64" : "float32", device.str());
+                   path, info.r_max, info.num_interactions, info.z.size(),
+                   info.dtype == torch::kFloat64 ? "float64" : "float32", device.str());
+  return model;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -453,7 +479,11 @@ int PairMACEPlugin::build_graph(bool images)
   return n_nodes;
 }
 
-/* ---------------------------------------------------------------------- */
+/* ----------------------------------------------------------------------
+   one step: build the graph once, evaluate the members on it. A committee
+   evaluates all members (committee_begin/end: per-member forces, spread), a
+   single model or a `committee first` step that needs no spread only the first.
+------------------------------------------------------------------------- */
 
 void PairMACEPlugin::compute(int eflag, int vflag)
 {
@@ -461,74 +491,66 @@ void PairMACEPlugin::compute(int eflag, int vflag)
   if (vflag_atom)
     error->all(FLERR, "pair_style mace does not compute per-atom virials (compute stress/atom)");
 
-  const int nlocal = atom->nlocal;
-  if (nlocal == 0) return;    // empty subdomain: nothing to evaluate, no forces on ghosts
-  auto t0 = std::chrono::steady_clock::now();
-  const int n_nodes = build_graph(use_images);
-  c10::Dict<std::string, torch::Tensor> data;
-  data.insert("positions", positions.to(device, dtype));
-  data.insert("edge_index", edge_index.to(device));
-  data.insert("unit_shifts", unit_shifts.to(device, dtype));
-  data.insert("shifts", shifts.to(device, dtype));
-  data.insert("cell", cell.to(device, dtype));
-  data.insert("node_attrs", node_attrs.to(device, dtype));
-  data.insert("batch", batch.to(device));
-  data.insert("ptr", ptr.to(device));
-  std::vector<torch::jit::IValue> inputs{data, mask.to(device, dtype), bool(vflag_global)};
-  t_graph += seconds_since(t0);
+  const int nmembers = static_cast<int>(models.size());
+  // the same on every rank: the collectives of committee_end need all ranks
+  const bool committee = nmembers > 1 &&
+      (drive == Drive::MEAN || !sigma_triggered || sigma_f_flag || eflag_global);
+  if (committee) committee_begin();
 
-  t0 = std::chrono::steady_clock::now();
-  torch::jit::IValue result;
-  try {
-    result = model.forward(inputs);
-  } catch (const std::exception &e) {
-    error->one(FLERR, "pair_style mace: model evaluation failed: {}", e.what());
+  // an empty subdomain evaluates nothing (no forces on ghosts) but joins the communication
+  if (atom->nlocal > 0) {
+    auto t0 = std::chrono::steady_clock::now();
+    const int n_nodes = build_graph(use_images);
+    const GraphInputs in = graph_inputs();
+    t_graph += seconds_since(t0);
+    for (int m = 0; m < (committee ? nmembers : 1); ++m) {
+      t0 = std::chrono::steady_clock::now();
+      const auto out = evaluate(m, in);
+      t_model += seconds_since(t0);
+      t0 = std::chrono::steady_clock::now();
+      const double weight = drive == Drive::FIRST ? (m == 0 ? 1.0 : 0.0) : 1.0 / nmembers;
+      accumulate(m, weight, committee, n_nodes, out);
+      t_copy += seconds_since(t0);
+    }
   }
-  const auto out = result.toGenericDict();
-  auto forces_t = out.at("forces").toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
-  t_model += seconds_since(t0);
-
-  t0 = std::chrono::steady_clock::now();
-  double **f = atom->f;
-  auto fa = forces_t.accessor<double, 2>();
-  for (int k = 0; k < n_nodes; ++k) {
-    const int i = atom_of[k];
-    f[i][0] += fa[k][0];
-    f[i][1] += fa[k][1];
-    f[i][2] += fa[k][2];
+  if (committee) {
+    auto t0 = std::chrono::steady_clock::now();
+    committee_end();
+    t_copy += seconds_since(t0);
   }
-  if (eflag_global)
-    eng_vdwl += out.at("total_energy_local").toTensor().to(torch::kCPU, torch::kFloat64).sum().item<double>();
-  if (eflag_atom) {
-    auto ne = out.at("node_energy").toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
-    auto nea = ne.accessor<double, 1>();
-    for (int i = 0; i < nlocal; ++i) eatom[i] += nea[i];
-  }
-  if (vflag_global) {
-    // virials = -dE/d(strain), shape (1, 3, 3); LAMMPS order xx yy zz xy xz yz
-    auto v = out.at("virials").toTensor().to(torch::kCPU, torch::kFloat64).reshape({9}).contiguous();
-    auto va = v.accessor<double, 1>();
-    virial[0] += va[0];
-    virial[1] += va[4];
-    virial[2] += va[8];
-    virial[3] += 0.5 * (va[1] + va[3]);
-    virial[4] += 0.5 * (va[2] + va[6]);
-    virial[5] += 0.5 * (va[5] + va[7]);
-  }
-  t_copy += seconds_since(t0);
   ++n_calls;
+}
+
+PairMACEPlugin::GraphInputs PairMACEPlugin::graph_inputs()
+{
+  GraphInputs in;
+  in.positions = positions.to(device, dtype);
+  in.edge_index = edge_index.to(device);
+  in.unit_shifts = unit_shifts.to(device, dtype);
+  in.shifts = shifts.to(device, dtype);
+  in.cell = cell.to(device, dtype);
+  in.node_attrs = node_attrs.to(device, dtype);
+  in.batch = batch.to(device);
+  in.ptr = ptr.to(device);
+  in.mask = mask.to(device, dtype);
+  return in;
 }
 
 void PairMACEPlugin::finish()
 {
-  if (n_calls > 0 && comm->me == 0)
+  if (n_calls > 0 && comm->me == 0) {
     utils::logmesg(lmp,
                    "pair_style mace: {} evaluations on rank 0: graph {:.4f} s, model {:.4f} s, "
                    "results {:.4f} s ({:.2f} ms per evaluation)\n",
                    n_calls, t_graph, t_model, t_copy,
                    1e3 * (t_graph + t_model + t_copy) / static_cast<double>(n_calls));
+    if (models.size() > 1)
+      utils::logmesg(lmp, "pair_style mace: committee of {} ({} forces): all members on {} of {} "
+                     "evaluations\n", models.size(), drive == Drive::MEAN ? "mean" : "first",
+                     n_committee, n_calls);
+  }
   t_graph = t_model = t_copy = 0.0;
-  n_calls = 0;
+  n_calls = n_committee = 0;
 }
 
 /* ----------------------------------------------------------------------

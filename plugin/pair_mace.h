@@ -6,7 +6,23 @@
    as the ML-MACE build of LAMMPS:
 
      pair_style mace [no_domain_decomposition] [domain_decomposition] [device cpu|cuda]
+                     [committee mean|first]
      pair_coeff * * model.model-lammps.pt W Se
+     pair_coeff * * m0.model-lammps.pt m1.model-lammps.pt ... W Se     (a committee)
+
+   A committee (several model files) shares one graph per step and evaluates every
+   member on it. Forces, energy, virial and per-atom energy are the members' mean
+   (committee mean, the default) or the first member's (committee first: the other
+   members are evaluated only on the steps that need the spread, see below). The spread:
+   - per atom, sigma_F = sqrt(mean_k |F_k,i - mean_k F_k,i|^2) (eV/A), from each member's
+     total force on the atom (ghost contributions reverse-communicated per member):
+       fix ID all pair N mace sigma_f 0     -> f_ID (dump column, compute reduce max)
+   - global, through  compute ID all pair mace :  c_ID[1] sigma_E (eV, spread of the
+     members' total energies), c_ID[2] max sigma_F (eV/A), c_ID[3..K+2] member energies (eV),
+     on steps whose energy is tallied (thermo steps).
+   With committee first, all members are evaluated on the steps that tally the energy and
+   on those that a `fix pair ... sigma_f 1` (trigger flag 1) samples, or on every step if no
+   fix pair triggers.
 
    Two graph layouts:
    - domain decomposition (default with >1 MPI rank, or keyword
@@ -45,14 +61,40 @@ class PairMACEPlugin : public Pair {
   void init_style() override;
   double init_one(int, int) override;
   void finish() override;
+  void *extract(const char *, int &) override;
+  void *extract_peratom(const char *, int &) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
+  double memory_usage() override;
 
  protected:
-  void allocate();
-  void load_model(const std::string &path);
-  int build_graph(bool images);
-  void select_device(const std::string &request);
+  // what a committee's members must share
+  struct ModelInfo {
+    double r_max = 0.0;
+    int num_interactions = 0;
+    std::vector<int64_t> z;    // atomic numbers (one-hot order)
+    torch::ScalarType dtype = torch::kFloat64;
+  };
+  // the graph of one step, on the model device (shared by all members)
+  struct GraphInputs {
+    torch::Tensor positions, edge_index, unit_shifts, shifts, cell, node_attrs, batch, ptr, mask;
+  };
 
-  torch::jit::Module model;
+  void allocate();
+  torch::jit::Module load_model(const std::string &path, ModelInfo &info);
+  void load_committee(const std::vector<std::string> &paths);
+  static std::string element_list(const std::vector<int64_t> &z);    // "W Se"
+  int build_graph(bool images);
+  GraphInputs graph_inputs();
+  c10::impl::GenericDict evaluate(int member, const GraphInputs &in);
+  void accumulate(int member, double weight, bool committee, int n_nodes,
+                  const c10::impl::GenericDict &out);
+  void select_device(const std::string &request);
+  void committee_begin();
+  void committee_end();
+
+  std::vector<torch::jit::Module> models;    // the members (one model: a committee of 1)
+  std::vector<std::string> model_paths;
   bool model_loaded = false;
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat64;
@@ -62,6 +104,8 @@ class PairMACEPlugin : public Pair {
   Layout layout_request = Layout::AUTO;
   bool use_images = false;    // resolved at init_style
   std::string device_request = "auto";
+  enum class Drive { MEAN, FIRST };
+  Drive drive = Drive::MEAN;    // committee forces: members' mean or first member's
 
   // model metadata
   double r_max = 0.0;
@@ -76,9 +120,19 @@ class PairMACEPlugin : public Pair {
   std::vector<int> node_of, atom_of;  // atom index <-> graph node
   torch::Tensor edge_index, unit_shifts, shifts, positions, node_attrs, cell, batch, ptr, mask;
 
+  // committee spread
+  int sigma_f_flag = 0;             // set by `fix pair ... sigma_f 1` on the steps it samples
+  bool sigma_triggered = false;     // a fix pair uses that trigger
+  int nmax_committee = 0;           // rows of f_member and sigma_f
+  double **f_member = nullptr;      // per atom (local + ghost): member k's force in columns 3k..3k+2
+  double *sigma_f = nullptr;        // per local atom: force spread (eV/A)
+  std::vector<double> e_member;     // per member: energy of the local atoms (eV)
+  std::vector<double> extra;        // pvector: sigma_E, max sigma_F, member energies
+  double sigma_e = 0.0;             // spread of the members' total energies (eV)
+
   // timings (s) accumulated over a run, printed by finish()
   double t_graph = 0.0, t_model = 0.0, t_copy = 0.0;
-  long n_calls = 0;
+  long n_calls = 0, n_committee = 0;
 };
 
 }    // namespace LAMMPS_NS

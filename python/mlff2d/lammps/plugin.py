@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 PLUGIN_NAME = "maceplugin.so"
+#: the pair style itself, with libtorch, opened by ``maceplugin.so`` from the same folder.
+PAIR_LIBRARY = "libmlff2d_pair_mace.so"
 
 
 def _candidates() -> list[Path]:
@@ -65,13 +67,18 @@ def _repo() -> Path:
 
 
 def plugin_is_stale() -> bool:
-    """Tell whether ``build/plugin/maceplugin.so`` is missing or older than its sources."""
+    """Tell whether the plugin's libraries are missing or older than their sources.
+
+    The build relinks only the library whose sources changed (``maceplugin.so`` or the pair
+    style it loads), so the newest of the two is compared with the newest source.
+    """
     repo = _repo()
-    so = repo / "build" / "plugin" / PLUGIN_NAME
-    if not so.is_file():
+    libs = [repo / "build" / "plugin" / name for name in (PLUGIN_NAME, PAIR_LIBRARY)]
+    if not all(lib.is_file() for lib in libs):
         return True
+    built = max(lib.stat().st_mtime for lib in libs)
     sources = [repo / "CMakeLists.txt", *sorted((repo / "plugin").glob("*"))]
-    return any(s.is_file() and s.stat().st_mtime > so.stat().st_mtime for s in sources)
+    return any(s.is_file() and s.stat().st_mtime > built for s in sources)
 
 
 def build_plugin(jobs: int = 2) -> Path:
