@@ -2,7 +2,8 @@
 
 Each benchmark script is run as ``python <script> --output <outdir>/<name>.json [--quick]`` in
 its own process (so one crash does not stop the others) and must write a JSON object with a
-``"headline"`` mapping of ratio/metric name -> value (plus whatever detail it wants).
+``"headline"`` mapping of ratio/metric name -> value (plus whatever detail it wants); a
+``"markdown"`` table in it is appended to ``bench.md`` under the benchmark's name.
 
     python benchmarks/run_all.py -o runs/bench [--quick]
 """
@@ -29,7 +30,7 @@ def main() -> int:
     scripts = sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name)
     if args.only:
         scripts = [p for p in scripts if p.stem in args.only]
-    rows, table = [], {}
+    rows, table, details = [], {}, []
     for script in scripts:
         out = args.output / f"{script.stem}.json"
         cmd = [sys.executable, str(script), "--output", str(out)] + (["--quick"] if args.quick else [])
@@ -39,7 +40,10 @@ def main() -> int:
         wall = time.perf_counter() - t0
         entry = {"script": script.name, "exit_code": res.returncode, "wall_s": round(wall, 1)}
         if res.returncode == 0 and out.is_file():
-            entry["headline"] = json.loads(out.read_text()).get("headline", {})
+            data = json.loads(out.read_text())
+            entry["headline"] = data.get("headline", {})
+            if data.get("markdown"):
+                details += ["", f"## {script.stem}", "", data["markdown"]]
         table[script.stem] = entry
         for k, v in entry.get("headline", {}).items():
             rows.append(
@@ -50,7 +54,7 @@ def main() -> int:
         if res.returncode != 0:
             rows.append(f"| {script.stem} | FAILED (exit {res.returncode}) | |")
     (args.output / "bench.json").write_text(json.dumps(table, indent=1))
-    md = ["| benchmark | metric | value |", "|---|---|---|", *rows]
+    md = ["| benchmark | metric | value |", "|---|---|---|", *rows, *details]
     (args.output / "bench.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     print(f"wrote {args.output / 'bench.json'} and {args.output / 'bench.md'}")

@@ -30,6 +30,9 @@ def random_mace(
     dtype: Dtype = "float64",
     seed: int = 0,
     max_L: int = 1,
+    num_bessel: int = 6,
+    radial_mlp: tuple[int, ...] | None = None,
+    mlp_irreps: str = "8x0e",
 ):
     """Build a randomly initialised ``mace.modules.ScaleShiftMACE``.
 
@@ -49,6 +52,12 @@ def random_mace(
         Seed of the weight initialisation.
     max_L
         Highest irrep order of the hidden features (0: scalar messages, as in the quick config).
+    num_bessel
+        Radial Bessel functions (mace-torch ``num_radial_basis``).
+    radial_mlp
+        Hidden widths of the radial MLP (None: mace-torch's default, 64, 64, 64).
+    mlp_irreps
+        Irreps of the readout MLP (mace-torch ``MLP_irreps``).
 
     Returns
     -------
@@ -69,7 +78,7 @@ def random_mace(
         block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
         model = modules.ScaleShiftMACE(
             r_max=r_max,
-            num_bessel=6,
+            num_bessel=num_bessel,
             num_polynomial_cutoff=5,
             max_ell=max_ell,
             interaction_cls=block,
@@ -77,7 +86,7 @@ def random_mace(
             num_interactions=num_interactions,
             num_elements=len(zs),
             hidden_irreps=o3.Irreps(f"{channels}x0e + {channels}x1o" if max_L else f"{channels}x0e"),
-            MLP_irreps=o3.Irreps("8x0e"),
+            MLP_irreps=o3.Irreps(mlp_irreps),
             atomic_energies=np.array([-0.1 * z for z in zs]),
             avg_num_neighbors=10.0,
             atomic_numbers=zs,
@@ -85,6 +94,7 @@ def random_mace(
             gate=torch.nn.functional.silu,
             atomic_inter_scale=1.0,
             atomic_inter_shift=0.0,
+            **({"radial_MLP": list(radial_mlp)} if radial_mlp else {}),
         )
     finally:
         torch.set_default_dtype(old)

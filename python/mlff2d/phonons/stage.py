@@ -40,8 +40,8 @@ class PhononsSettings(Settings):
         None, "Force field: the SW teacher or a MACE model (default: mace with --model)."
     )
     model: Path | None = setting(None, "MACE *.model file.")
-    engine: Literal["auto", "ase", "lammps", "mace-batched", "mace-hessian"] = setting(
-        "auto", "Force engine (auto: mace-batched for MACE, ase for SW)."
+    engine: Literal["auto", "ase", "lammps", "mace-batched", "mace-hessian", "symmetrix"] = setting(
+        "auto", "Force engine (auto: symmetrix if prepared, else mace-batched for MACE; ase for SW)."
     )
     device: str = setting("auto", "cpu, cuda or auto.")
     batch_size: int | None = setting(None, "MACE structures per pass (auto).", ge=1)

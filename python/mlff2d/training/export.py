@@ -7,6 +7,8 @@ sidecar ``<stem>.model-lammps.json`` (also embedded in the TorchScript file as t
 ``mlff2d.json``) says what the model is: elements in LAMMPS type order, atomic numbers,
 r_max, interaction layers, dtype, head, training-data hash and test metrics. Unlike
 mace-torch's ``create_lammps_model`` it never prompts: a multi-head model needs ``head``.
+With ``symmetrix`` (the default) the model is also converted for Symmetrix-XL and its kernels
+compiled once, next to the model (:func:`mlff2d.training.symmetrix.export_bundle`).
 """
 
 from __future__ import annotations
@@ -121,6 +123,12 @@ def export(
     with record.timer("compile"):
         sidecar = _save(mdl, head, card, lmp_path)
     logger.info("wrote %s (%s); use: %s", lmp_path, settings.dtype, card.pair_coeff)
+    symmetrix_model, symmetrix_note = None, "not requested"
+    if settings.symmetrix:
+        from mlff2d.training.symmetrix import export_bundle
+
+        with record.timer("symmetrix"):
+            symmetrix_model, symmetrix_note = export_bundle(src, settings.dtype)
     return ExportResult(
         outdir=out,
         lammps_model=lmp_path,
@@ -131,6 +139,8 @@ def export(
         head=card.head,
         r_max=card.r_max,
         num_interactions=card.num_interactions,
+        symmetrix_model=symmetrix_model,
+        symmetrix=symmetrix_note,
     )
 
 

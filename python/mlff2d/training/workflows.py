@@ -337,11 +337,17 @@ class ExportSettings(Settings):
         Floating-point type of the exported model.
     head
         Head to export (required for multi-head models).
+    symmetrix
+        Also convert the model for Symmetrix-XL and compile its kernels once, into
+        ``<model>.symmetrix/`` next to the model (float64, and the export dtype): the fast
+        route of the ASE evaluations (:mod:`mlff2d.training.symmetrix`). Skipped, with the
+        reason, when symmetrix-xl is not installed or does not take the architecture.
     """
 
     model: Path = setting(help="mace-torch model file, or a committee run folder.", argument=True)
     dtype: Literal["float64", "float32"] = setting("float64", "Precision of the exported model.")
     head: str | None = setting(None, "Head to export (required for multi-head models).")
+    symmetrix: bool = setting(True, "Also prepare the Symmetrix-XL route (convert + compile once, ~1 min).")
 
 
 @dataclass
@@ -364,6 +370,11 @@ class ExportResult(StageResult):
         Cut-off radius (Å).
     num_interactions
         Message-passing layers (receptive field ``num_interactions * r_max`` Å).
+    symmetrix_model
+        The Symmetrix-XL model (``<model>.symmetrix/model.json``, kernels in ``jit/``), or
+        ``None`` when the route was not prepared.
+    symmetrix
+        What happened to the Symmetrix-XL route (compile times, or why it was skipped).
     """
 
     lammps_model: Path
@@ -374,6 +385,8 @@ class ExportResult(StageResult):
     head: str = ""
     r_max: float = 0.0
     num_interactions: int = 0
+    symmetrix_model: Path | None = None
+    symmetrix: str = ""
 
 
 class ExportWorkflow(Workflow[ExportSettings, ExportResult]):

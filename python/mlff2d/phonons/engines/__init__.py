@@ -12,6 +12,9 @@ One interface, :meth:`ForceEngine.compute` (:mod:`.base`), and a registry of bac
     of large supercells on the exact local route (:mod:`.local_route`).
 ``mace-hessian`` (:mod:`.hessian`)
     Force constants from the analytic MACE Hessian, without displacements.
+``symmetrix`` (:mod:`.symmetrix`)
+    A MACE model through Symmetrix-XL's specialised kernels (:mod:`mlff2d.training.symmetrix`),
+    one structure at a time: ``auto`` takes it when the model's kernels are prepared.
 
 :func:`compute_force_sets` (:mod:`.cache`) runs an engine over displaced supercells and caches
 one ``.npy`` file per displacement, so an interrupted run resumes.
@@ -33,6 +36,7 @@ from mlff2d.phonons.engines.hessian import (
     mace_hessian_rows,
 )
 from mlff2d.phonons.engines.sizing import available_memory_bytes
+from mlff2d.phonons.engines.symmetrix import SymmetrixEngine
 
 
 def calculator_and_engine(
@@ -47,8 +51,10 @@ def calculator_and_engine(
     model
         The MACE ``*.model`` file (``"mace"`` only).
     engine
-        ``"auto"`` (``mace-batched`` for MACE, ``ase`` for SW) or an engine name; SW takes
-        ``ase``/``lammps``, MACE every engine but ``lammps`` (checked by the caller).
+        ``"auto"`` (for MACE: ``symmetrix`` when the model's Symmetrix-XL kernels are prepared,
+        else ``mace-batched``; ``ase`` for SW) or an engine name; SW takes ``ase``/``lammps``,
+        MACE every engine but ``lammps`` (checked by the caller). The MACE route taken and why
+        is logged (:func:`mlff2d.training.symmetrix.choose_route`).
     device
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
     batch_size
@@ -61,6 +67,13 @@ def calculator_and_engine(
         return calc, ASEEngine(calc)
     if model is None:
         raise ModelError("the MACE calculator needs a model file", "pass --model path/to/model.model")
+    if engine in ("auto", "symmetrix"):
+        from mlff2d.training.symmetrix import choose_route, symmetrix_calculator
+
+        route = "symmetrix" if engine == "symmetrix" else "auto"
+        if choose_route(model, "float64", route, device).route == "symmetrix":
+            calc = symmetrix_calculator(model, "float64")
+            return calc, SymmetrixEngine(calculator=calc)
     calc = load_mace_calculator(model, device)
     if engine in ("auto", "mace-batched", "mace-hessian"):
         name = "mace-batched" if engine == "auto" else engine
@@ -76,6 +89,7 @@ __all__ = [
     "LammpsEngine",
     "MACEBatchEngine",
     "MACEHessianEngine",
+    "SymmetrixEngine",
     "available_memory_bytes",
     "calculator_and_engine",
     "compute_force_sets",
