@@ -206,3 +206,33 @@ def test_mismatched_members_are_errors(mace_plugin, committee, tmp_path, member,
     assert res.error and message in res.output, res.output[-2000:]
     assert "Usage:" in res.output
     assert "Segmentation" not in res.output and "core dumped" not in res.output
+
+
+def test_md_input_writes_sigma_f(mace_plugin, committee, tmp_path):
+    """lammps_inputs/in.wse2_committee: NVE of 4x4 V_Se dumps σ_F per atom, thermo has its max."""
+    from mlff2d.lammps.run import inputs_dir
+
+    variables = {
+        "inputs": inputs_dir(),
+        "models": " ".join(str(f) for f in committee[1]),
+        "nx": 4,
+        "ny": 4,
+        "minimize": 0,
+        "equil": 10,
+        "steps": 20,
+        "sigma_every": 10,
+        "thermo": 10,
+        "dump_every": 0,
+    }
+    res = run_lammps(inputs_dir() / "in.wse2_committee", variables, cwd=tmp_path, timeout=300)
+    assert "committee of 3 models on one graph (mean forces)" in res.output
+    production = read_thermo(tmp_path / "log.lammps")[-1]
+    lines = (tmp_path / "sigma_f.lammpstrj").read_text().splitlines()
+    frames = [i for i, line in enumerate(lines) if line.startswith("ITEM: TIMESTEP")]
+    assert [int(lines[i + 1]) for i in frames] == [0, 10, 20]
+    assert lines[frames[0] + 8].split() == ["ITEM:", "ATOMS", "id", "type", "x", "y", "z", "f_sigma"]
+    for n, i in enumerate(frames):
+        sigma = np.array([float(line.split()[-1]) for line in lines[i + 9 : i + 9 + 47]])
+        assert sigma.min() > 0.0
+        assert production["c_committee[2]"][n] == pytest.approx(sigma.max(), rel=1e-5)  # dump: %g
+    assert (production["c_committee[1]"] > 0).all()
