@@ -14,7 +14,7 @@ from ase.io import write
 
 from mlff2d.errors import InputError
 from mlff2d.labeling import LabelStore, label_structures
-from mlff2d.reference.dft import kpoint_grid, vacuum_z
+from mlff2d.reference.dft import kpoint_grid
 from mlff2d.reference.registry import get_labeller
 from mlff2d.structures import make_defect, monolayer, rattle, strain, supercell
 
@@ -59,9 +59,13 @@ def test_kpoint_grid_follows_the_cell(n, expected):
 
 
 def test_vacuum_is_measured_from_the_atoms():
+    from mlff2d.structures.build import vacuum_of
+
     atoms = monolayer("WSe2", vacuum=16.0)
-    assert vacuum_z(atoms) == pytest.approx(16.0, abs=1e-6)
-    assert vacuum_z(rattle(atoms, 0.05, seed=1)) < 16.0
+    assert vacuum_of(atoms) == pytest.approx(16.0, abs=1e-6)
+    assert vacuum_of(rattle(atoms, 0.05, seed=1)) < 16.0
+    atoms.positions[:, 2] -= atoms.positions[0, 2]  # the layer straddles z = 0: same vacuum
+    assert vacuum_of(atoms) == pytest.approx(16.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("name", ["gpaw", "vasp", "espresso"])
@@ -159,12 +163,13 @@ def test_gpaw_unconverged_scf_is_recorded_as_scf_error(tmp_path):
     settings = {**TINY, "parameters": {**TINY["parameters"], "maxiter": 2}}
     store = LabelStore(tmp_path / "store")
     atoms = monolayer("WSe2", vacuum=16.0)
-    too_thin = monolayer("WSe2", vacuum=10.5)
+    too_thin = monolayer("WSe2", vacuum=16.0)
+    too_thin.cell[2, 2] -= 5.5  # 10.5 Å of vacuum
     rep = label_structures([atoms, too_thin], get_labeller("gpaw", settings), store, progress=False)
     assert rep.failed == 2 and store.keys() == []
     reasons = sorted(f["reason"] for f in store.failures())
-    assert reasons[0].startswith("InputError: only 10.5 Å of vacuum")
-    assert reasons[1].startswith("SCFError: SCF did not converge")
+    assert reasons[0].startswith("SCFError: SCF did not converge")
+    assert reasons[1].startswith("StructureError: structure Se2W: cell has only 10.5 Å of vacuum")
 
 
 @pytest.mark.gpaw

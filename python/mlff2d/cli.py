@@ -110,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # a usage error: one line and a hint, like every other error
+        click.secho(f"error: {' '.join(exc.format_message().split())}", fg="red", err=True)
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            click.echo(f"hint: see `{ctx.command_path} --help`", err=True)
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -15,6 +15,7 @@ CLI: ``mlff2d slurm label|train|md ... -o jobs/``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,19 @@ class SlurmOptions:
     ntasks_per_node: int = 1
     setup: list[str] = field(default_factory=lambda: ["source .venv/bin/activate"])
 
+    def __post_init__(self) -> None:
+        for option, value, least in (
+            ("--nodes", self.nodes, 1),
+            ("--gpus-per-node", self.gpus_per_node, 0),
+            ("--cpus-per-task", self.cpus_per_task, 1),
+        ):
+            _at_least(option, value, least)
+        if not re.fullmatch(r"(\d+-)?\d+(:\d+){0,2}", self.time):
+            raise InputError(
+                f"--time: {self.time!r} is not a Slurm time limit",
+                "write it as HH:MM:SS, MM, or D-HH:MM:SS (e.g. 12:00:00)",
+            )
+
     def header(self, extra: list[str] | None = None) -> str:
         """The ``#!/bin/bash`` line and ``#SBATCH`` directives."""
         lines = [
@@ -83,12 +97,18 @@ class SlurmOptions:
         return "\n".join(lines)
 
 
+def _at_least(option: str, value: float, least: float) -> None:
+    """Refuse ``value`` below ``least``, naming the option."""
+    if value < least:
+        raise InputError(f"{option}: {value:g} is below the minimum {least:g}", f"use a value ≥ {least:g}")
+
+
 def label_job(
     structures: str, calculator: str, profile: str, store: str, shards: int, opts: SlurmOptions
 ) -> str:
     """A job array labelling ``structures`` in ``shards`` independent tasks."""
     if shards < 1:
-        raise InputError(f"shards = {shards} is invalid", "use at least 1")
+        raise InputError(f"--shards: shards = {shards} is invalid", "use at least 1")
     prof = f" --profile {profile}" if profile else ""
     body = (
         f"mlff2d label {structures} --calculator {calculator}{prof} --store {store} "
@@ -125,6 +145,9 @@ def md_job(
     plugin_dir: str = "build/plugin",
 ) -> str:
     """Multi-GPU LAMMPS MD of a ≈ ``n_atoms`` WSe2 supercell with the plugin (one rank per GPU)."""
+    _at_least("--atoms", n_atoms, 1)
+    _at_least("--temperature", temperature, 0)
+    _at_least("--steps", steps, 0)
     n = max(1, math.ceil(math.sqrt(n_atoms / 3)))
     ranks = opts.nodes * max(opts.gpus_per_node, 1)
     opts.ntasks_per_node = max(opts.gpus_per_node, 1)

@@ -77,11 +77,13 @@ def label_run(
     from mlff2d.runinfo import RunRecord, write_summary
     from mlff2d.structures import read_structure
 
-    frames = []
-    for path in structures:
-        frames += read_structure(path, index=":")
+    shard_ = parse_shard(shard)
+    named = [(f"{p} frame {i}", a) for p in structures for i, a in enumerate(read_structure(p, index=":"))]
+    frames = [atoms for _, atoms in named]
     settings = load_yaml(profile) if profile else {}
     labeller = get_labeller(calculator, settings)
+    for where, atoms in named:  # every structure against the calculator's rules, before anything is written
+        labeller.check_structure(atoms, where)
     lstore = LabelStore(store)
     rec = RunRecord(
         "label",
@@ -95,7 +97,7 @@ def label_run(
         inputs={f"structures{i}": str(p) for i, p in enumerate(structures)},
     )
     with rec.timer("label"):
-        rep = label_structures(frames, labeller, lstore, parse_shard(shard), retry_failed)
+        rep = label_structures(frames, labeller, lstore, shard_, retry_failed)
     rec.results = {
         "n_structures": len(frames),
         "computed": rep.computed,

@@ -36,7 +36,7 @@ from mlff2d.config import from_dict, load_yaml, to_dict
 from mlff2d.errors import ConfigError
 from mlff2d.labeling.label import label_structures
 from mlff2d.labeling.store import LabelStore
-from mlff2d.reference.registry import get_labeller
+from mlff2d.reference.registry import Labeller, get_labeller
 from mlff2d.runinfo import RunRecord, file_hash, package_versions
 from mlff2d.structures import make_defect, monolayer, rattle, strain, supercell
 
@@ -111,6 +111,17 @@ class Recipe:
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe YAML (unknown keys are errors naming the key)."""
     return from_dict(Recipe, load_yaml(path), where=str(path))
+
+
+def recipe_labeller(recipe: Recipe) -> Labeller:
+    """The labeller of a recipe: its calculator with its profile (if any).
+
+    Raises
+    ------
+    InputError
+        If the calculator is unknown or the profile is missing or invalid.
+    """
+    return get_labeller(recipe.calculator, load_yaml(recipe.profile) if recipe.profile else {})
 
 
 def _base_cell(recipe: Recipe, group: Group, i: int) -> Atoms:
@@ -286,8 +297,7 @@ def build_dataset(
     rec = record if record is not None else RunRecord("dataset")
     with rec.timer("generate"):
         items = generate_cached(recipe, outdir / "structures.extxyz")
-    profile = load_yaml(recipe.profile) if recipe.profile else {}
-    labeller = get_labeller(recipe.calculator, profile)
+    labeller = recipe_labeller(recipe)
     lstore = LabelStore(Path(store) if store else outdir / "labels")
     with rec.timer("label"):
         report = label_structures([a for _, a in items], labeller, lstore, progress=progress, compute=label)

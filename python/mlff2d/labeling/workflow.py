@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from mlff2d.errors import InputError
 from mlff2d.runinfo import RunRecord
 from mlff2d.settings import Settings, setting
 from mlff2d.workflow import StageResult, Workflow
@@ -120,10 +121,29 @@ class DatasetWorkflow(Workflow[DatasetSettings, DatasetResult]):
         return out
 
     def check(self) -> None:
-        """Read the recipe (unknown keys and bad values are errors naming the key)."""
-        from mlff2d.labeling.dataset import load_recipe
+        """Check the recipe, its calculator and its cells before anything is written.
 
-        load_recipe(self.settings.recipe)
+        Unknown keys and bad values are errors naming the key; the calculator must exist with its
+        profile; the recipe's base cell and defects must build and pass the calculator's rules
+        (:meth:`mlff2d.reference.registry.Labeller.check_structure`); the store must be a folder.
+
+        Raises
+        ------
+        InputError
+            Naming the recipe key, the calculator, the cell or the store.
+        """
+        from mlff2d.labeling.dataset import load_recipe, recipe_labeller
+        from mlff2d.structures import make_defect, monolayer, supercell
+
+        recipe = load_recipe(self.settings.recipe)
+        labeller = recipe_labeller(recipe)
+        cell = supercell(monolayer(recipe.material, vacuum=recipe.vacuum), 3, 3)
+        for group in recipe.groups:
+            built = make_defect(cell, group.defect) if group.defect else cell
+            labeller.check_structure(built, f"{self.settings.recipe}: {built.info.get('config_type')} cell")
+        store = self.settings.store
+        if store is not None and store.exists() and not store.is_dir():
+            raise InputError(f"--store: {store} is a file, not a label store folder", "give a folder")
 
     def _run(self, record: RunRecord) -> DatasetResult:
         from mlff2d.labeling.dataset import build_dataset

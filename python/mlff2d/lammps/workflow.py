@@ -19,12 +19,11 @@ Example
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from mlff2d.errors import InputError, ModelError
+from mlff2d.errors import InputError
 from mlff2d.runinfo import RunRecord
 from mlff2d.settings import Settings, setting
 from mlff2d.workflow import StageResult, Workflow
@@ -224,18 +223,6 @@ def count_frames(path: Path | None, fmt: str) -> int:
         return sum(1 for line in fh if marker in line)
 
 
-def model_sidecar(model: Path) -> dict[str, Any] | None:
-    """The JSON card next to an exported model (``x.model-lammps.json`` or ``x.pt.json``), if any."""
-    for p in (model.with_suffix(".json"), Path(f"{model}.json")):
-        if p.is_file():
-            try:
-                data = json.loads(p.read_text())
-            except json.JSONDecodeError:
-                continue
-            return data if isinstance(data, dict) else None
-    return None
-
-
 class MDWorkflow(Workflow[MDSettings, MDResult]):
     """``mlff2d md``: minimise, equilibrate at T (Langevin), NVE production with LAMMPS.
 
@@ -278,38 +265,39 @@ class MDWorkflow(Workflow[MDSettings, MDResult]):
         return count_frames(res.trajectory, self.settings.dump_format) >= self.settings.expected_frames
 
     def check(self) -> None:
-        """Check the model, the step counts and the input file; build the cell.
+        """Check the model, the step counts and the input file; build the cell and check it.
 
         Raises
         ------
         InputError
-            For ``pair mace`` without a model, a missing model or input file, or ``steps`` not a
-            multiple of ``dump_every``.
+            For ``pair mace`` without a model, a missing or unreadable model or input file, a model
+            that is not a TorchScript export, or ``steps`` not a multiple of ``dump_every``.
         ModelError
-            If the model lacks an element of the cell.
+            If the model (its card) or the SW teacher lacks an element of the cell.
         StructureError
-            If the cell cannot be built or is not a 2D slab.
+            If the cell cannot be built or breaks a rule of :func:`mlff2d.validate.check_structure`.
         """
+        from mlff2d.validate import check_file, check_structure, export_card
+
         s = self.settings
         if s.dump_every and s.steps % s.dump_every:
             raise InputError(
                 f"--steps ({s.steps}) must be a multiple of --dump-every ({s.dump_every})",
                 "change --steps or --dump-every",
             )
-        if s.input is not None and not s.input.is_file():
-            raise InputError(f"--input: file {s.input} not found", "give a LAMMPS input file")
+        if s.input is not None:
+            check_file(s.input, "--input")
+        if s.pair == "mace" and s.model is None:
+            raise InputError("--pair mace needs --model", "pass --model X.model-lammps.pt, or use --pair sw")
         if s.pair == "mace":
-            _check_model(s.model)
+            check_file(s.model, "--model", "torchscript")
+            known, by = export_card(s.model).get("elements"), f"model {s.model}"
+        else:
+            from mlff2d.reference.sw import SW_ELEMENTS
+
+            known, by = SW_ELEMENTS, "the SW teacher"
         self.atoms = build_cell(s)
-        if s.pair == "mace" and s.model is not None:
-            card = model_sidecar(s.model) or {}
-            known = set(card.get("elements") or [])
-            missing = sorted(set(self.atoms.get_chemical_symbols()) - known) if known else []
-            if missing:
-                raise ModelError(
-                    f"model {s.model} knows {', '.join(sorted(known))}, not {', '.join(missing)} of the cell",
-                    "use a model trained on these elements, or another material or defect",
-                )
+        check_structure(self.atoms, f"the MD cell ({s.material})", known=known, known_by=by)
 
     def _run(self, record: RunRecord) -> MDResult:
         from mlff2d.lammps.md import MDRun
@@ -320,28 +308,15 @@ class MDWorkflow(Workflow[MDSettings, MDResult]):
         return run.run(record)
 
 
-def _check_model(model: Path | None) -> None:
-    """The ``pair mace`` model: given, present, a LAMMPS export."""
-    if model is None:
-        raise InputError("--pair mace needs --model", "pass --model X.model-lammps.pt, or use --pair sw")
-    if not model.is_file():
-        raise InputError(f"--model: file {model} not found", "export it with `mlff2d export`")
-    if model.suffix != ".pt":
-        raise InputError(
-            f"--model: {model} is not a LAMMPS export (*.model-lammps.pt)",
-            "export the *.model with `mlff2d export`",
-        )
-
-
 def build_cell(settings: MDSettings) -> Any:
     """The MD cell: ``material`` read from a file, or its supercell with the defect (ASE Atoms).
 
     Raises
     ------
     StructureError
-        If the cell cannot be built or is not a 2D slab.
+        If the cell cannot be built.
     """
-    from mlff2d.structures import check_2d, make_defect, monolayer, read_structure, supercell
+    from mlff2d.structures import make_defect, monolayer, read_structure, supercell
 
     if Path(settings.material).is_file():
         atoms = read_structure(settings.material)
@@ -349,5 +324,4 @@ def build_cell(settings: MDSettings) -> Any:
         atoms = supercell(monolayer(settings.material), *settings.supercell)
         if settings.defect_name:
             atoms = make_defect(atoms, settings.defect_name)
-    check_2d(atoms)
     return atoms

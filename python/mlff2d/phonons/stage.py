@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from mlff2d.errors import InputError, ModelError
+from mlff2d.errors import InputError
 from mlff2d.runinfo import RunRecord
 from mlff2d.settings import Settings, setting
 from mlff2d.workflow import StageResult, Workflow
@@ -201,6 +201,8 @@ class PhononsWorkflow(Workflow[PhononsSettings, PhononsResult]):
     command = "phonons"
     Settings = PhononsSettings
     Result = PhononsResult
+    #: the primitive and defect cells (ASE Atoms; the defect cell or ``None``), built by :meth:`check`.
+    _cells: tuple[Any, Any] | None = None
 
     @property
     def calculator(self) -> str:
@@ -216,37 +218,72 @@ class PhononsWorkflow(Workflow[PhononsSettings, PhononsResult]):
         return out
 
     def check(self) -> None:
-        """Check the force field, the engine and the defect options against each other."""
+        """Check the force field, the engine, the cells and the defect options against each other.
+
+        Builds the primitive and defect cells (kept for the run) and checks them with
+        :func:`mlff2d.validate.check_structure` against the elements of the force field.
+
+        Raises
+        ------
+        InputError
+            For contradicting options, a missing file, a cell that breaks a rule (not finite, not
+            2D, atoms on top of each other) or elements the force field does not know.
+        """
+        from mlff2d.phonons.compute import defect_cell, primitive_cell
+        from mlff2d.validate import check_file, check_structure
+
         s = self.settings
         if self.calculator == "mace" and s.model is None:
             raise InputError("--calculator mace needs --model", "pass --model path/to/model.model")
-        if self.calculator == "mace" and not Path(cast(Path, s.model)).is_file():
-            raise ModelError(f"model file {s.model} not found", "pass a mace-torch *.model file")
         if self.calculator == "sw" and s.engine not in ("auto", "ase", "lammps"):
             raise InputError(f"engine {s.engine!r} needs a MACE model", "use --engine ase")
         if self.calculator == "mace" and s.engine == "lammps":
             raise InputError("the lammps engine runs the SW teacher only", "use --calculator sw")
         if s.defect and s.defect_structure:
             raise InputError("give --defect or --defect-structure, not both")
-        if s.defect_structure is not None and not s.defect_structure.is_file():
-            raise InputError(f"--defect-structure {s.defect_structure} not found", "give an extxyz file")
+        if s.defect_structure is not None:
+            check_file(s.defect_structure, "--defect-structure")
+        known, known_by = self._known_elements()
+        prim = primitive_cell(s.structure)
+        check_structure(prim, s.structure, known=known, known_by=known_by)
+        cell = defect_cell(prim, s)
+        if cell is not None:
+            where = str(s.defect_structure or f"the {s.defect} supercell")
+            check_structure(cell, where, known=known, known_by=known_by)
+            if "defect_center" not in cell.info:
+                raise InputError(
+                    f"--defect-structure: {where} has no defect_center",
+                    "build it with `mlff2d structure --defect ...` (extxyz keeps defect_center, Å)",
+                )
+        self._cells = (prim, cell)
+
+    def _known_elements(self) -> tuple[tuple[str, ...], str]:
+        """Elements of the force field (loading the MACE model checks that it is one) and its name."""
+        if self.calculator == "mace":
+            from mlff2d.validate import mace_model_elements
+
+            return tuple(mace_model_elements(self.settings.model)), f"model {self.settings.model}"
+        from mlff2d.reference.sw import SW_ELEMENTS
+
+        return SW_ELEMENTS, "the SW teacher"
 
     def _run(self, record: RunRecord) -> PhononsResult:
         import shutil
 
-        from mlff2d.phonons.compute import DefectPhonons, PristinePhonons, defect_cell, primitive_cell
+        from mlff2d.phonons.compute import DefectPhonons, PristinePhonons
         from mlff2d.phonons.engines import calculator_and_engine
 
         s = self.settings
+        if self._cells is None:
+            self.check()
+        prim, cell = self._cells
         if self.force:  # discard cached forces and relaxed structures
             for sub in ("pristine", "defect"):
                 shutil.rmtree(self.outdir / sub, ignore_errors=True)
         calc, engine = calculator_and_engine(self.calculator, s.model, s.engine, s.device, s.batch_size)
-        prim = primitive_cell(s.structure)
         pristine = PristinePhonons(prim, calc, engine, self.outdir / "pristine", s, self.progress, record)
         with record.timer("pristine"):
             pristine_result = pristine.run()
-        cell = defect_cell(prim, s)
         defect_result = None
         if cell is not None:
             defect = DefectPhonons(
@@ -311,21 +348,30 @@ class CompareWorkflow(Workflow[CompareSettings, CompareResult]):
     Settings = CompareSettings
     Result = CompareResult
 
+    #: the two Phonopy objects, loaded by :meth:`check`.
+    _phonons: tuple[Any, Any] | None = None
+
     def check(self) -> None:
-        """A and B must exist."""
-        for name, p in (("A", self.settings.a), ("B", self.settings.b)):
-            if not p.exists():
-                raise InputError(
-                    f"{name} ({p}) not found", "give a phonopy_params.yaml or an `mlff2d phonons` folder"
-                )
+        """A and B must be phonon results that Phonopy reads (loaded here, kept for the run).
+
+        Raises
+        ------
+        InputError
+            Naming A or B: not found, not a finished ``mlff2d phonons`` folder, or a file that
+            Phonopy cannot read.
+        """
+        self._phonons = (_load_phonons("A", self.settings.a), _load_phonons("B", self.settings.b))
 
     def _run(self, record: RunRecord) -> CompareResult:
-        from mlff2d.phonons.compare import compare_phonons, load_phonopy
+        from mlff2d.phonons.compare import compare_phonons
         from mlff2d.phonons.plots import plot_overlay
 
         s = self.settings
+        if self._phonons is None:
+            self.check()
+        a, b = cast(tuple[Any, Any], self._phonons)
         with record.timer("compare"):
-            comp, ba, bb = compare_phonons(load_phonopy(s.a), load_phonopy(s.b), s.npoints)
+            comp, ba, bb = compare_phonons(a, b, s.npoints)
         labels = (s.label_a or str(s.a), s.label_b or str(s.b))
         files = plot_overlay(ba, bb, labels, self.outdir / "compare_bands")
         return CompareResult(
@@ -333,3 +379,21 @@ class CompareWorkflow(Workflow[CompareSettings, CompareResult]):
             figures={f"compare_bands_{k}": v for k, v in files.items()},
             **dataclasses.asdict(comp),
         )
+
+
+def _load_phonons(name: str, path: Path) -> Any:
+    """The Phonopy object of ``path`` (argument ``name``); any reading error is one line naming it."""
+    from mlff2d.phonons.compare import load_phonopy
+
+    hint = "give a phonopy_params.yaml or an `mlff2d phonons` output folder"
+    if not path.exists():
+        raise InputError(f"{name}: {path} not found", hint)
+    try:
+        return load_phonopy(path)
+    except InputError as exc:
+        raise InputError(f"{name}: {exc.message}", exc.hint) from None
+    except Exception as exc:  # noqa: BLE001 - Phonopy's parsers raise anything
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise InputError(
+            f"{name}: Phonopy cannot read {path} ({type(exc).__name__}: {first[:100]})", hint
+        ) from None

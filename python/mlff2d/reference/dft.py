@@ -10,7 +10,8 @@ Profile keys (all back ends)::
     calculator: gpaw           # must match --calculator
     source: gpaw-pbe           # dataset `source` tag
     kdensity: 2.5              # in-plane k-point density (points per Å⁻¹)
-    min_vacuum: 15.0           # structures with less vacuum along z are rejected (Å)
+    min_vacuum: 15.0           # structures with less vacuum along z are rejected (Å; at least
+                               # mlff2d.structures.build.MIN_VACUUM, the rule of every calculator)
     parameters: {...}          # passed unchanged to the ASE calculator
     command: null              # VASP / QE: how to run the code (else ASE's configuration)
     pseudo_dir: null           # QE only: folder of the pseudopotentials
@@ -35,6 +36,7 @@ from ase.calculators.calculator import Calculator
 from mlff2d.config import from_dict, to_dict
 from mlff2d.errors import CalculationFailed, InputError, SCFError
 from mlff2d.reference.registry import CALCULATORS, Labeller
+from mlff2d.structures.build import MIN_VACUUM
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class DFTProfile:
     parameters
         Keyword arguments of the ASE calculator, passed unchanged (``kpts`` is set per structure).
     min_vacuum
-        Smallest accepted vacuum along z (Å).
+        Smallest accepted vacuum along z (Å); at least :data:`mlff2d.structures.build.MIN_VACUUM`.
     command
         Command that runs the code (VASP, QE); None uses ASE's configuration.
     pseudo_dir
@@ -72,6 +74,12 @@ class DFTProfile:
     def __post_init__(self) -> None:
         if self.kdensity <= 0:
             raise InputError(f"kdensity = {self.kdensity} must be > 0", "points per Å⁻¹, e.g. 2.5")
+        if self.min_vacuum < MIN_VACUUM:
+            raise InputError(
+                f"min_vacuum = {self.min_vacuum} Å is below the 2D rule of every calculator "
+                f"({MIN_VACUUM:g} Å)",
+                f"set min_vacuum ≥ {MIN_VACUUM:g}",
+            )
         if "kpts" in self.parameters:
             raise InputError(
                 "profile parameters must not set kpts", "k-points come from kdensity per structure"
@@ -96,13 +104,6 @@ def kpoint_grid(atoms: Atoms, kdensity: float) -> tuple[int, int, int]:
     rec = 2 * np.pi * np.linalg.norm(atoms.cell.reciprocal(), axis=1)
     n1, n2 = (max(1, math.ceil(kdensity * float(b) - 1e-6)) for b in rec[:2])
     return (n1, n2, 1)
-
-
-def vacuum_z(atoms: Atoms) -> float:
-    """Empty space along z (Å): cell height minus the extent of the atoms, periodic images included."""
-    z = np.sort(atoms.get_scaled_positions(wrap=True)[:, 2]) * atoms.cell.lengths()[2]
-    gaps = np.diff(np.concatenate([z, [z[0] + atoms.cell.lengths()[2]]]))
-    return float(gaps.max())
 
 
 def _check_finite(calc: Calculator) -> None:
@@ -256,11 +257,6 @@ def make_labeller(name: str, settings: dict[str, Any]) -> Labeller:
     version = _version(backend.distribution) if backend.distribution else "external"
 
     def prepare(atoms: Atoms, workdir: Path) -> Calculator:
-        vac = vacuum_z(atoms)
-        if vac < profile.min_vacuum - 1e-6:
-            raise InputError(
-                f"only {vac:.1f} Å of vacuum along z", f"the profile asks for ≥ {profile.min_vacuum} Å"
-            )
         kpts = kpoint_grid(atoms, profile.kdensity)
         atoms.info["kpts"] = "x".join(map(str, kpts))
         atoms.info["code_version"] = f"{name} {version}"
@@ -271,7 +267,13 @@ def make_labeller(name: str, settings: dict[str, Any]) -> Labeller:
     for key in ("command", "pseudo_dir", "min_vacuum"):  # these do not change the numbers: not hashed
         used.pop(key, None)
     return Labeller(
-        None, profile.source, used, check=backend.check, prepare=prepare, scf_errors=backend.scf_errors()
+        None,
+        profile.source,
+        used,
+        check=backend.check,
+        prepare=prepare,
+        scf_errors=backend.scf_errors(),
+        min_vacuum=profile.min_vacuum,
     )
 
 

@@ -44,6 +44,11 @@ class Labeller:
     scf_errors
         Exception types of the code that mean "SCF not converged"; :meth:`compute` re-raises
         them as :class:`mlff2d.errors.SCFError`.
+    elements
+        Elements the calculator has parameters for (``None``: any, as for DFT).
+    min_vacuum
+        Smallest vacuum along z (Å) of a structure it labels (a DFT profile's ``min_vacuum``);
+        ``None``: :data:`mlff2d.structures.build.MIN_VACUUM`, the rule of every command.
     """
 
     calc: Calculator | None
@@ -52,6 +57,24 @@ class Labeller:
     check: Callable[[Calculator], None] | None = None
     prepare: Callable[[Atoms, Path], Calculator] | None = None
     scf_errors: tuple[type[BaseException], ...] = ()
+    elements: tuple[str, ...] | None = None
+    min_vacuum: float | None = None
+
+    def check_structure(self, atoms: Atoms, where: str) -> None:
+        """Refuse a structure this calculator must not label (:func:`mlff2d.validate.check_structure`).
+
+        The same rule for every calculator: finite positions, no atoms on top of each other, a 2D
+        cell with vacuum along z, elements the calculator knows.
+
+        Raises
+        ------
+        InputError
+            Naming ``where``, the value and the rule.
+        """
+        from mlff2d.validate import check_structure
+
+        by = f"calculator {self.source}"
+        check_structure(atoms, where, known=self.elements, known_by=by, min_vacuum=self.min_vacuum)
 
     def compute(self, atoms: Atoms, workdir: Path) -> Calculator:
         """Run one calculation on ``atoms`` (energy, forces and, if available, stress).
@@ -72,7 +95,10 @@ class Labeller:
         ------
         SCFError
             If the self-consistent cycle did not converge.
+        InputError
+            If the structure breaks a rule of :meth:`check_structure`.
         """
+        self.check_structure(atoms, f"structure {atoms.get_chemical_formula()}")
         calc = self.prepare(atoms, Path(workdir)) if self.prepare is not None else self.calc
         atoms.calc = calc
         try:
@@ -97,7 +123,7 @@ class Labeller:
 
 
 def _sw(settings: dict[str, Any]) -> Labeller:
-    from mlff2d.reference.sw import SWTeacher
+    from mlff2d.reference.sw import SW_ELEMENTS, SWTeacher
 
     known = {"potential", "maxdelcs"}
     unknown = set(settings) - known
@@ -110,7 +136,7 @@ def _sw(settings: dict[str, Any]) -> Labeller:
         "maxdelcs": list(maxdelcs),
         "pair_style": "sw/mod",
     }
-    return Labeller(calc, "sw-teacher", used)
+    return Labeller(calc, "sw-teacher", used, elements=SW_ELEMENTS)
 
 
 #: name -> factory(settings) -> Labeller.

@@ -20,9 +20,9 @@ from mlff2d.errors import StructureError
 METALS = ("Mo", "W")
 CHALCOGENS = ("S", "Se", "Te")
 
-#: Minimum vacuum (Å) along z for a cell to count as 2D; DESIGN asks for 15 Å in production.
-MIN_VACUUM = 10.0
-RECOMMENDED_VACUUM = 15.0
+#: Minimum vacuum (Å) along z for a cell to count as 2D: the one rule of every command and
+#: calculator (DFT profiles may ask for more with ``min_vacuum``).
+MIN_VACUUM = 15.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,8 @@ def monolayer(
         raise StructureError(f"thickness {h} Å is unphysical", "give the X–X distance in Å, e.g. 3.36")
     if vacuum < MIN_VACUUM:
         raise StructureError(
-            f"vacuum {vacuum} Å is too small for a 2D cell", f"use at least {RECOMMENDED_VACUUM} Å"
+            f"vacuum {vacuum} Å is too small for a 2D cell (rule: ≥ {MIN_VACUUM:g} Å)",
+            f"use at least {MIN_VACUUM:g} Å",
         )
     c = h + vacuum
     cell = np.array([[a, 0.0, 0.0], [-a / 2, a * np.sqrt(3) / 2, 0.0], [0.0, 0.0, c]])
@@ -161,31 +162,50 @@ def supercell(atoms: Atoms, n: int, m: int | None = None) -> Atoms:
 
 
 def vacuum_of(atoms: Atoms) -> float:
-    """Empty space along z (Å): cell height minus the z-extent of the atoms."""
+    """Empty space along z (Å): the largest gap between atoms along the cell height, periodic images included.
+
+    A layer that straddles the cell boundary along z is measured correctly.
+    """
     cell = atoms.cell.array
     height = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[0], cell[1]))
-    z = atoms.positions[:, 2]
-    return float(height - (z.max() - z.min()))
+    frac_z = np.linalg.solve(cell.T, atoms.positions.T)[2] % 1.0
+    z = np.sort(frac_z) * height
+    return float(np.diff(np.concatenate([z, [z[0] + height]])).max())
 
 
 def check_2d(atoms: Atoms, min_vacuum: float = MIN_VACUUM) -> None:
-    """Check that a cell is a 2D slab: in-plane a1, a2; a3 along z; vacuum along z.
+    """Check that a cell is a 2D slab: periodic in x and y, a1 and a2 in-plane, a3 along z, vacuum along z.
+
+    Parameters
+    ----------
+    atoms
+        The cell.
+    min_vacuum
+        Smallest accepted vacuum along z (Å); default :data:`MIN_VACUUM`.
 
     Raises
     ------
     StructureError
-        If a1/a2 have z components, a3 has in-plane components, or the vacuum is too small.
+        If the cell has no atoms, is not periodic in x and y, has no volume, a1/a2 have z
+        components, a3 has in-plane components, or the vacuum is too small.
     """
     cell = atoms.cell.array
     if len(atoms) == 0:
-        raise StructureError("the structure has no atoms")
+        raise StructureError("the structure has no atoms", "give a file with at least one structure")
+    volume = abs(np.linalg.det(cell))
+    if not all(atoms.pbc[:2]) or volume < 1e-6:
+        raise StructureError(
+            f"not a periodic 2D cell (pbc = {atoms.pbc.tolist()}, cell volume {volume:.3g} Å³)",
+            "give a cell periodic in x and y (extxyz: Lattice=... pbc=\"T T T\")",
+        )
     if np.abs(cell[:2, 2]).max() > 1e-6 or np.abs(cell[2, :2]).max() > 1e-6:
         raise StructureError(
             "cell is not 2D: a1, a2 must lie in the xy plane and a3 along z",
             "rotate the cell so the layer is in xy and the vacuum along z",
         )
     vac = vacuum_of(atoms)
-    if vac < min_vacuum:
+    if vac < min_vacuum - 1e-6:
         raise StructureError(
-            f"cell has only {vac:.1f} Å of vacuum along z", f"use at least {RECOMMENDED_VACUUM} Å"
+            f"cell has only {vac:.1f} Å of vacuum along z (rule: ≥ {min_vacuum:g} Å for a 2D cell)",
+            f"add vacuum along z (e.g. `mlff2d structure --vacuum 20`), at least {min_vacuum:g} Å",
         )

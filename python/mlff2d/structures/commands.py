@@ -63,7 +63,6 @@ def structure(
     """
     from mlff2d.runinfo import RunRecord, write_summary
     from mlff2d.structures import (
-        check_2d,
         make_defect,
         monolayer,
         rattle,
@@ -72,6 +71,7 @@ def structure(
         supercell,
         write_structure,
     )
+    from mlff2d.validate import check_structure
 
     rec = RunRecord(
         "structure",
@@ -94,7 +94,7 @@ def structure(
         rec.inputs["structure"] = material
     else:
         atoms = monolayer(material, a=a, thickness=thickness, vacuum=vacuum)
-    check_2d(atoms)
+    check_structure(atoms, material)
     atoms = supercell(atoms, *supercell_)
     if strain_:
         atoms = strain(atoms, strain_[0] if len(strain_) == 1 else strain_)
@@ -102,6 +102,7 @@ def structure(
         atoms = make_defect(atoms, defect, site)
     if rattle_:
         atoms = rattle(atoms, rattle_, seed)
+    check_structure(atoms, "the built cell")
     write_structure(atoms, output, fmt)
     rec.outputs["structure"] = str(output)
     rec.results = {

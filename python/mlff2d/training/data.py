@@ -219,13 +219,7 @@ def resolve_head(model: Any, head: str | None, where: str) -> str:
 
 def check_elements(frames: list[Atoms], model: Any, data_path: str | Path, model_path: str | Path) -> None:
     """Raise :class:`ModelError` if the data contain elements the model was not trained on."""
-    known = set(model_elements(model))
-    present: set[str] = set()
-    for a in frames:
-        present.update(a.get_chemical_symbols())
-    unknown = sorted(present - known)
-    if unknown:
-        raise ModelError(
-            f"{data_path} contains element(s) {', '.join(unknown)} unknown to model {model_path}",
-            f"the model knows {', '.join(sorted(known))}",
-        )
+    from mlff2d.validate import check_elements as check
+
+    present = {s for a in frames for s in a.get_chemical_symbols()}
+    check(present, model_elements(model), f"model {model_path}", str(data_path))

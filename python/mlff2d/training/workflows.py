@@ -145,6 +145,7 @@ class TrainWorkflow(Workflow[TrainSettings, TrainResult]):
             )
 
         self._trainer = Trainer(self.settings, self.outdir, force=self.force, progress=self.progress)
+        self._trainer._check_data()  # every split readable and labelled, before the folder exists
 
     def _run(self, record: RunRecord) -> TrainResult:
         if self._trainer is None:
@@ -311,8 +312,12 @@ class EvaluateWorkflow(Workflow[EvaluateSettings, EvaluateResult]):
         return {"data": self.settings.data, **committee_inputs(self.settings.model)}
 
     def check(self) -> None:
-        """Refuse ``--device cuda`` without a GPU."""
-        check_device(self.settings.device)
+        """Refuse ``--device cuda`` without a GPU, and a model or data the run could not read."""
+        from mlff2d.validate import check_model_and_data
+
+        s = self.settings
+        check_device(s.device)
+        check_model_and_data(s.model, s.data, s.energy_key, s.forces_key)
 
     def _run(self, record: RunRecord) -> EvaluateResult:
         from mlff2d.training.evaluate import evaluate
@@ -399,6 +404,12 @@ class ExportWorkflow(Workflow[ExportSettings, ExportResult]):
     def inputs(self) -> dict[str, Path]:
         """The model file and the training run folder it sits in (its metrics go into the card)."""
         return {**super().inputs(), "training_run": self.settings.model.parent}
+
+    def check(self) -> None:
+        """The model must be a mace-torch model (loaded here), not a LAMMPS export."""
+        from mlff2d.validate import mace_model_elements
+
+        mace_model_elements(self.settings.model, "MODEL")
 
     def _run(self, record: RunRecord) -> ExportResult:
         from mlff2d.training.export import export
