@@ -40,8 +40,16 @@ def cell(n: int):
 
 
 def lammps_ms(
-    workdir: Path, data: Path, pair: str, model: Path | None, steps: int, nprocs: int, keep: bool = True
+    workdir: Path,
+    data: Path,
+    pair: str,
+    model: Path | None,
+    steps: int,
+    nprocs: int,
+    keep: bool = True,
+    extra: dict | None = None,
 ) -> dict:
+    """ms per MD step of ``in.bench`` (and pair_style mace's split); ``extra``: more -var values."""
     from mlff2d.lammps.run import inputs_dir, run_lammps
 
     env = {"OMP_NUM_THREADS": "1", "MLFF2D_KEEP_MEMORY": "1" if keep else "0"}
@@ -56,6 +64,7 @@ def lammps_ms(
     }
     if model:
         v["model"] = model.resolve()
+    v |= extra or {}
     res = run_lammps(inputs_dir() / "in.bench", v, cwd=workdir, nprocs=nprocs, env=env, log=None)
     loop = res.loop_times()[-1]
     out = {"ms_per_step": 1e3 * loop["seconds"] / loop["steps"]}
