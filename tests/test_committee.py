@@ -235,6 +235,7 @@ def test_export_committee(committee, tmp_path):
     res = CommitteeExportWorkflow.load(out)
     card = json.loads((out / EXPORT_CARD).read_text())
     assert card["size"] == K == len(res.lammps_models) and card["elements"] == ["W", "Se"]
+    assert card["pair_coeff"] == res.pair_coeff == f"pair_coeff * * {' '.join(card['members'])} W Se"
     for i, lmp in enumerate(res.lammps_models):
         assert lmp == out / card["members"][i] and lmp.parent == out / f"member_{i}"
         assert read_model_card(lmp)["source_model"].endswith(f"member_{i}/{lmp.name.split('.')[0]}.model")

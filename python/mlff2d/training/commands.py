@@ -85,7 +85,7 @@ def export(output: Path, force: bool, **kwargs: Any) -> None:
     if isinstance(res, CommitteeExportResult):
         click.echo(
             f"wrote {len(res.lammps_models)} members into {output}/member_*/ and {res.card.name};"
-            f" elements {' '.join(res.elements)}"
+            f" LAMMPS (in {output}): {res.pair_coeff}"
         )
     else:
         click.echo(f"wrote {res.lammps_model} and {res.sidecar.name}; LAMMPS: {res.pair_coeff}")

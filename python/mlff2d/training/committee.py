@@ -343,7 +343,11 @@ class CommitteeExportResult(StageResult):
     sidecars
         The members' JSON cards.
     card
-        ``committee-lammps.json``: size, member files (relative), elements, dtype, r_max.
+        ``committee-lammps.json``: size, member files (relative), elements, dtype, r_max, and the
+        committee's ``pair_coeff`` line.
+    pair_coeff
+        The LAMMPS ``pair_coeff`` line of the committee (``pair_style mace``: every member file,
+        relative to the export folder, then the elements).
     pair_coeffs
         The ``pair_coeff`` line of each member.
     elements
@@ -359,6 +363,7 @@ class CommitteeExportResult(StageResult):
     lammps_models: list[Path]
     sidecars: list[Path]
     card: Path
+    pair_coeff: str = ""
     pair_coeffs: list[str] = field(default_factory=list)
     elements: list[str] = field(default_factory=list)
     dtype: str = "float64"
@@ -393,9 +398,12 @@ class CommitteeExportWorkflow(Workflow[ExportSettings, CommitteeExportResult]):
                 "check their training data",
             )
         root = self.outdir.resolve()
+        members = [str(r.lammps_model.resolve().relative_to(root)) for r in res]
+        pair_coeff = f"pair_coeff * * {' '.join(members)} {' '.join(res[0].elements)}"
         card = {
             "size": len(res),
-            "members": [str(r.lammps_model.resolve().relative_to(root)) for r in res],
+            "members": members,
+            "pair_coeff": pair_coeff,
             "sidecars": [str(r.sidecar.resolve().relative_to(root)) for r in res],
             "source_models": [str(m) for m in models],
             "elements": res[0].elements,
@@ -409,6 +417,7 @@ class CommitteeExportWorkflow(Workflow[ExportSettings, CommitteeExportResult]):
             lammps_models=[r.lammps_model for r in res],
             sidecars=[r.sidecar for r in res],
             card=self.outdir / EXPORT_CARD,
+            pair_coeff=pair_coeff,
             pair_coeffs=[r.pair_coeff for r in res],
             elements=res[0].elements,
             dtype=res[0].dtype,
