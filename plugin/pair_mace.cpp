@@ -309,6 +309,11 @@ void PairMACEPlugin::init_style()
     const double needed = num_interactions * r_max + neighbor->skin;
     if (comm->cutghostuser < needed) comm->cutghostuser = needed;
   }
+  // a committee reverse-communicates 3 values per member and atom (pair_mace_committee.cpp);
+  // LAMMPS sizes its buffers from the top-level style's comm_reverse, which pair_style hybrid
+  // fixed before pair_coeff told this style the committee size
+  if (force->pair && force->pair != this && force->pair->comm_reverse < comm_reverse)
+    force->pair->comm_reverse = comm_reverse;
 
   if (device.is_cpu() && comm->nthreads > 0 && at::get_num_threads() != comm->nthreads)
     at::set_num_threads(comm->nthreads);

@@ -27,8 +27,7 @@ atom_style      atomic
 boundary        p p p
 processors      ${grid}
 read_data       ${data}
-pair_style      mace ${opts}
-pair_coeff      * * ${models} W Se
+PAIR_LINES
 fix             sig all pair 1 mace sigma_f 0
 compute         pea all pe/atom
 compute         vir all pressure NULL virial
@@ -88,10 +87,16 @@ def reference(committee, cell):
     return mean
 
 
+PAIR = "pair_style mace ${opts}\npair_coeff * * ${models} W Se"
+# a committee as a sub-style: LAMMPS sizes the communication buffers from the hybrid style
+HYBRID = "pair_style hybrid/overlay zero 6.0 mace\npair_coeff * * zero\npair_coeff * * mace ${models} W Se"
+
+
 def _lammps(tmp: Path, atoms, files, opts: str = "", nprocs: int = 1, grid: str = "* * 1"):
     tmp.mkdir(parents=True, exist_ok=True)
     write_data(atoms, tmp / "cell.data", ELEMENTS)
-    (tmp / "in.committee").write_text(COMMITTEE_INPUT)
+    pair = HYBRID if opts == "hybrid" else PAIR
+    (tmp / "in.committee").write_text(COMMITTEE_INPUT.replace("PAIR_LINES", pair))
     models = " ".join(str(f) for f in files)
     variables = {"data": "cell.data", "models": models, "opts": opts, "grid": grid}
     res = run_lammps("in.committee", variables, cwd=tmp, nprocs=nprocs, timeout=300)
@@ -114,8 +119,8 @@ def _lammps(tmp: Path, atoms, files, opts: str = "", nprocs: int = 1, grid: str 
 
 @pytest.mark.parametrize(
     ("opts", "nprocs"),
-    [("", 1), ("domain_decomposition", 1), ("", 2)],
-    ids=["1rank-images", "1rank-domain_decomposition", "2ranks-mpi"],
+    [("", 1), ("domain_decomposition", 1), ("", 2), ("hybrid", 2)],
+    ids=["1rank-images", "1rank-domain_decomposition", "2ranks-mpi", "2ranks-hybrid-overlay"],
 )
 def test_committee_matches_mean_of_calculators(
     mace_plugin, committee, cell, reference, tmp_path, opts, nprocs
