@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mlff2d.lammps.run import read_thermo, run_lammps, write_data
-from mlff2d.units import LAMMPS_METAL_NKTV2P
+from test_lammps_plugin import _reference, read_outputs
 
 ELEMENTS = ["W", "Se"]
 SEEDS = (11, 12, 13)
@@ -66,20 +66,7 @@ def cell():
 @pytest.fixture(scope="module")
 def reference(committee, cell):
     """Mean and spread of the three MACECalculator results."""
-    from mace.calculators import MACECalculator
-
-    members = []
-    for model in committee[0]:
-        a = cell.copy()
-        a.calc = MACECalculator(models=model, device="cpu", default_dtype="float64")
-        members.append(
-            {
-                "energy": a.get_potential_energy(),
-                "forces": a.get_forces(),
-                "virial": -a.get_stress(voigt=False) * a.get_volume(),
-                "energies": a.calc.results["energies"],
-            }
-        )
+    members = [_reference(model, cell) for model in committee[0]]
     mean = {k: np.mean([m[k] for m in members], axis=0) for k in members[0]}
     forces = np.array([m["forces"] for m in members])  # (K, N, 3)
     mean["sigma_f"] = np.sqrt(((forces - forces.mean(axis=0)) ** 2).sum(axis=2).mean(axis=0))
@@ -100,15 +87,8 @@ def _lammps(tmp: Path, atoms, files, opts: str = "", nprocs: int = 1, grid: str 
     models = " ".join(str(f) for f in files)
     variables = {"data": "cell.data", "models": models, "opts": opts, "grid": grid}
     res = run_lammps("in.committee", variables, cwd=tmp, nprocs=nprocs, timeout=300)
-    (run,) = read_thermo(tmp / "log.lammps")
-    dump = np.loadtxt(tmp / "forces.dump", skiprows=9)
-    p = [run[f"c_vir[{i}]"][0] for i in range(1, 7)]  # xx yy zz xy xz yz (bar)
-    v = np.array([[p[0], p[3], p[4]], [p[3], p[1], p[5]], [p[4], p[5], p[2]]])
-    return res, {
-        "energy": run["PotEng"][0],
-        "forces": dump[:, 1:4],
-        "virial": v * run["Volume"][0] / LAMMPS_METAL_NKTV2P,
-        "energies": dump[:, 4],
+    run, dump, got = read_outputs(tmp)
+    return res, got | {
         "sigma_f": dump[:, 5],
         "sigma_e": run["c_mc[1]"][0],
         "sigma_f_max": run["c_mc[2]"][0],

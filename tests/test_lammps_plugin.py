@@ -72,16 +72,29 @@ def _lammps(tmp: Path, atoms, model: Path, opts: str = "", nprocs: int = 1, grid
         nprocs=nprocs,
         timeout=300,
     )
+    return res, read_outputs(tmp)[2]
+
+
+def read_outputs(tmp: Path) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+    """Thermo of ``run 0``, the ``forces.dump`` columns and what they say in ASE's terms.
+
+    Returns the thermo columns, the dump (id fx fy fz c_pea ...) and energy (eV), forces (eV/Å),
+    virial (eV, 3x3, from ``compute pressure NULL virial``) and per-atom energies (eV).
+    """
     (run,) = read_thermo(tmp / "log.lammps")
     dump = np.loadtxt(tmp / "forces.dump", skiprows=9)
     p = [run[f"c_vir[{i}]"][0] for i in range(1, 7)]  # xx yy zz xy xz yz (bar)
     v = np.array([[p[0], p[3], p[4]], [p[3], p[1], p[5]], [p[4], p[5], p[2]]])
-    return res, {
-        "energy": run["PotEng"][0],
-        "forces": dump[:, 1:4],
-        "virial": v * run["Volume"][0] / LAMMPS_METAL_NKTV2P,
-        "energies": dump[:, 4],
-    }
+    return (
+        run,
+        dump,
+        {
+            "energy": run["PotEng"][0],
+            "forces": dump[:, 1:4],
+            "virial": v * run["Volume"][0] / LAMMPS_METAL_NKTV2P,
+            "energies": dump[:, 4],
+        },
+    )
 
 
 def _assert_same(got, ref, e_tol=1e-6, f_tol=1e-6, v_tol=1e-6):
