@@ -8,6 +8,7 @@ plus a hint; exit code 2 for bad input, 1 for a failed computation.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import sys
@@ -15,7 +16,7 @@ import sys
 import click
 
 from mlff2d import __version__
-from mlff2d.errors import InputError, Mlff2dError
+from mlff2d.errors import CalculationFailed, InputError, Mlff2dError
 
 #: command name -> (module, attribute, one-line help). The registry of sub-commands.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -98,6 +99,28 @@ def cli(verbose: int, quiet: bool) -> None:
     configure_logging(verbose, quiet)
 
 
+def os_error(exc: OSError) -> Mlff2dError:
+    """The one-line error (with hint and exit code) of an operating-system error.
+
+    A missing file or a folder that cannot be written (permission, read-only file system, a
+    file where a folder should be) is bad input (exit 2); a full disk is a failed run (exit 1)
+    whose finished work is kept: every file a later run reads back is written atomically
+    (:func:`mlff2d.runinfo.atomic_path`), so nothing half-written is taken for a result.
+    """
+    where = exc.filename or "the output folder"
+    code = exc.errno
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"file not found: {where}", "check the path")
+    if isinstance(exc, PermissionError) or code in (errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        reason = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or "").lower()
+        return InputError(f"cannot write to {where}: {reason}", "choose another --output")
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return CalculationFailed(
+            f"no space left on device while writing {where}", "finished work is kept; free space and rerun"
+        )
+    return CalculationFailed(f"{where}: {exc.strerror or exc}", "check the path and the disk, then rerun")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mlff2d`` console script; returns the exit code."""
     try:
@@ -118,9 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except FileNotFoundError as exc:
-        click.secho(f"error: file not found: {exc.filename}", fg="red", err=True)
-        return InputError.exit_code
+    except OSError as exc:  # a missing file, a folder we may not write to, a full disk
+        err = os_error(exc)
+        click.secho(f"error: {err.message}", fg="red", err=True)
+        click.echo(f"hint: {err.hint}", err=True)
+        return err.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted: finished work is saved; run the same command again to resume", err=True)
         return 130

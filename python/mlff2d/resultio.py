@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from mlff2d.errors import InputError
-from mlff2d.runinfo import atomic_write_text
+from mlff2d.runinfo import atomic_path, atomic_write_text
 
 T = TypeVar("T", bound="NpzJson")
 
@@ -37,10 +37,8 @@ class NpzJson:
                 meta[f"{f.name}::keys"] = list(v)
             else:
                 meta[f.name] = v
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        tmp = stem.with_name(f".{stem.name}.tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(stem.with_suffix(".npz"))
+        with atomic_path(stem.with_suffix(".npz")) as tmp:
+            np.savez_compressed(tmp, **arrays)
         atomic_write_text(stem.with_suffix(".json"), json.dumps(meta, indent=1))
         return stem.with_suffix(".npz")
 

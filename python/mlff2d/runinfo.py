@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import itertools
+import logging
 import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -22,6 +25,8 @@ import yaml
 
 from mlff2d import __version__
 from mlff2d.config import to_dict
+
+logger = logging.getLogger(__name__)
 
 _PACKAGES = (
     "torch",
@@ -57,13 +62,79 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temporary file + rename)."""
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path next to ``path`` that becomes ``path`` when the ``with`` block succeeds.
+
+    Write the file to the yielded path (any writer: text, ``np.save``, ``ase.io.write``); it is
+    renamed onto ``path`` at the end of the block, so a reader sees the old file or the whole new
+    one, never a part. If the block raises (e.g. the disk is full), the temporary file is removed
+    and ``path`` is left as it was; a kill leaves at most a hidden ``.name.PID.tmp`` file. The
+    temporary name keeps the suffix of ``path`` (so writers that add ``.npy``/``.npz`` add nothing).
+
+    Example
+    -------
+    >>> with atomic_path(folder / "forces.npy") as tmp:  # doctest: +SKIP
+    ...     np.save(tmp, forces)
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, p)
+    tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp{p.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, p)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):
+            exc.filename = str(p)  # name the file being written, not the temporary one
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file + rename, see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+@contextmanager
+def folder_lock(folder: str | Path, wait_s: float = 30.0) -> Iterator[int]:
+    """Hold an exclusive lock on ``folder/.lock`` for the ``with`` block; yield its descriptor.
+
+    Pass the descriptor to a child process (``pass_fds``) that writes into the folder: the lock
+    then lasts until the child ends, even when this process is killed (``kill -9`` leaves the
+    child running until it next writes to its closed pipe). A second run in the same folder
+    waits up to ``wait_s`` (s) for it, then gives up.
+
+    Raises
+    ------
+    CalculationFailed
+        If the folder stays locked for ``wait_s``.
+    """
+    import fcntl
+
+    from mlff2d.errors import CalculationFailed
+
+    path = Path(folder) / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        for attempt in itertools.count():
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == 0:
+                    logger.warning("%s is in use by another run; waiting up to %g s", folder, wait_s)
+                if time.monotonic() > deadline:
+                    raise CalculationFailed(
+                        f"{folder} is in use by another run (or by the LAMMPS of a killed one)",
+                        "wait for it to end, or stop it, then run again",
+                    ) from None
+                time.sleep(0.2)
+        yield fd
+    finally:
+        os.close(fd)
 
 
 @dataclass

@@ -26,9 +26,12 @@ import dataclasses
 import hashlib
 import logging
 import shlex
+import tempfile
 import time
 import typing
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -36,7 +39,7 @@ import yaml
 
 from mlff2d.config import to_dict
 from mlff2d.errors import InputError
-from mlff2d.runinfo import RunRecord, file_hash, write_summary
+from mlff2d.runinfo import RunRecord, atomic_write_text, file_hash, write_summary
 from mlff2d.settings import Settings, from_mapping
 
 logger = logging.getLogger(__name__)
@@ -262,11 +265,13 @@ class Workflow(ABC, Generic[SettingsT, ResultT]):
             return self.load(self.outdir)  # type: ignore[return-value]
         self.check()
         self.outdir.mkdir(parents=True, exist_ok=True)
+        _check_writable(self.outdir)
         record = RunRecord(
             self.command, config=self.settings, inputs={k: str(p) for k, p in self.inputs().items()}
         )
         t0 = time.perf_counter()
-        result = self._run(record)
+        with _rewriting(self.outdir):
+            result = self._run(record)
         self.wall_s = round(time.perf_counter() - t0, 3)
         record.timings["total"] = self.wall_s
         record.outputs = {k: str(v) for k, v in result.output_files().items()}
@@ -317,6 +322,42 @@ class Workflow(ABC, Generic[SettingsT, ResultT]):
     def command_line(self) -> str:
         """The shell command that reproduces this stage."""
         return shlex.join(["mlff2d", *self.command.split(), *self.settings.to_argv(), "-o", str(self.outdir)])
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before any work in a folder where no file can be created (the error names ``folder``)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        exc.filename = str(folder)
+        raise
+
+
+@contextmanager
+def _rewriting(outdir: Path) -> Iterator[None]:
+    """While a stage rewrites ``outdir``: no summary there; errors name the folder.
+
+    A summary of earlier settings (or of the same ones, with ``force``) must not vouch for
+    output files that an interrupted or failed run has half rewritten, so it is removed, and put
+    back only when the stage refused an input (:class:`InputError`) before writing any file. An
+    ``OSError`` that names no file (a full disk met by a buffered write) gets ``outdir`` as its
+    file name, for the one-line error of the CLI.
+    """
+    summary = outdir / SUMMARY
+    old = summary.read_text() if summary.is_file() else None
+    summary.unlink(missing_ok=True)
+    since = time.time_ns() - 20_000_000  # file times come from a clock that lags by a few ms
+    try:
+        yield
+    except InputError:
+        written = any(p.stat().st_mtime_ns >= since for p in outdir.rglob("*") if p.is_file())
+        if old is not None and not written:
+            atomic_write_text(summary, old)
+        raise
+    except OSError as exc:
+        exc.filename = exc.filename or str(outdir)
+        raise
 
 
 def _plain(obj: Any) -> Any:

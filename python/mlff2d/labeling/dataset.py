@@ -37,7 +37,7 @@ from mlff2d.errors import ConfigError
 from mlff2d.labeling.label import label_structures
 from mlff2d.labeling.store import LabelStore
 from mlff2d.reference.registry import Labeller, get_labeller
-from mlff2d.runinfo import RunRecord, file_hash, package_versions
+from mlff2d.runinfo import RunRecord, atomic_path, atomic_write_text, file_hash, package_versions
 from mlff2d.structures import make_defect, monolayer, rattle, strain, supercell
 
 logger = logging.getLogger(__name__)
@@ -227,10 +227,8 @@ def generate_cached(recipe: Recipe, path: Path) -> list[tuple[str, Atoms]]:
         a = atoms.copy()
         a.info.update(split=split, recipe_hash=rhash)
         cached.append(a)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp, cached, format="extxyz")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        write(tmp, cached, format="extxyz")
     # label the structures as read back, so a re-run gives the same keys to the last digit
     return [(str(a.info.pop("split")), _drop_cache_keys(a)) for a in read(path, index=":", format="extxyz")]
 
@@ -307,10 +305,8 @@ def build_dataset(
             frames[split].append(lstore.read(key))
     counts: dict[str, dict[str, int]] = {}
     for split in SPLITS:
-        path = outdir / f"{split}.extxyz"
-        tmp = path.with_name(f".{path.name}.tmp")
-        write(tmp, frames[split], format="extxyz")
-        tmp.replace(path)
+        with atomic_path(outdir / f"{split}.extxyz") as tmp:
+            write(tmp, frames[split], format="extxyz")
         ct: dict[str, int] = {}
         for a in frames[split]:
             ct[a.info.get("config_type", "?")] = ct.get(a.info.get("config_type", "?"), 0) + 1
@@ -336,7 +332,7 @@ def build_dataset(
         "timings": label_timings([a for fr in frames.values() for a in fr]),
         "failures": lstore.failures(),
     }
-    (outdir / "provenance.yaml").write_text(yaml.safe_dump(provenance, sort_keys=False))
+    atomic_write_text(outdir / "provenance.yaml", yaml.safe_dump(provenance, sort_keys=False))
     files = {s: outdir / f"{s}.extxyz" for s in SPLITS}
     files.update(provenance=outdir / "provenance.yaml", structures=outdir / "structures.extxyz")
     return {**results, "files": files}

@@ -13,7 +13,6 @@ a killed worker loses only the calculation it was running.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 from ase import Atoms
 from ase.io import read, write
 
-from mlff2d.runinfo import atomic_write_text
+from mlff2d.runinfo import atomic_path, atomic_write_text
 
 
 @dataclass
@@ -61,11 +60,9 @@ class LabelStore:
 
     def write(self, key: str, atoms: Atoms) -> Path:
         """Write a labelled structure atomically (temporary file + rename)."""
-        self.root.mkdir(parents=True, exist_ok=True)
         p = self.path(key)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        write(tmp, atoms, format="extxyz")
-        os.replace(tmp, p)
+        with atomic_path(p) as tmp:
+            write(tmp, atoms, format="extxyz")
         self.failed_path(key).unlink(missing_ok=True)
         return p
 

@@ -6,10 +6,12 @@ any defect, or a structure file), runs ``lmp`` (or ``mpirun -np N lmp``) on ``in
 write_restart → NVE production dumping positions and velocities every ``dump_every`` steps
 (extxyz, Å and Å/ps).
 
-A run stopped during production restarts the production from ``equilibrated.restart`` when
-``restart.key`` says that the equilibrated state was made with the same settings and model;
-``force=True`` starts again. Whether a folder is finished is decided by
-:class:`mlff2d.lammps.workflow.MDWorkflow`.
+A run stopped during production (even by ``kill -9``) restarts the production from
+``equilibrated.restart`` when ``restart.key`` says that the equilibrated state was made with the
+same settings and model; the key is written as soon as the input prints that the restart file is
+on disk. ``force=True`` starts again. The folder is locked while LAMMPS runs (the lock passes to
+LAMMPS, so a rerun waits for the LAMMPS of a killed run to stop before rewriting its files).
+Whether a folder is finished is decided by :class:`mlff2d.lammps.workflow.MDWorkflow`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from mlff2d.config import to_dict
+from mlff2d.errors import CalculationFailed
 from mlff2d.lammps.workflow import TRAJ_FILES, MDResult, MDSettings, count_frames
-from mlff2d.runinfo import RunRecord, file_hash
+from mlff2d.runinfo import RunRecord, atomic_write_text, file_hash, folder_lock
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,8 @@ DATA = "system.data"
 STRUCTURE = "structure.extxyz"
 LOG = "log.lammps"
 SCREEN = "lammps.out"
+#: what ``in.wse2_defect`` prints once ``equilibrated.restart`` is written.
+RESTART_WRITTEN = "RESTART: written"
 #: settings that do not change the equilibrated state.
 _PRODUCTION_ONLY = ("steps", "dump_every", "dump_format", "thermo", "nprocs", "threads", "input")
 
@@ -142,8 +147,11 @@ class MDRun:
         restart = self.can_resume()
         if restart:
             logger.info("resuming production from %s", self.outdir / RESTART)
+        else:  # the restart file is about to be rewritten: no key may vouch for it meanwhile
+            (self.outdir / RESTART_KEY).unlink(missing_ok=True)
         with (
             record.timer("lammps"),
+            folder_lock(self.outdir) as lock,
             _Progress(s, self.progress) as progress,
             open(self.outdir / SCREEN, "w") as screen,
         ):
@@ -151,6 +159,8 @@ class MDRun:
             def on_line(line: str) -> None:
                 screen.write(line)
                 progress.feed(line)
+                if line.startswith(RESTART_WRITTEN):
+                    self._write_restart_key()
 
             res = run_lammps(
                 s.input_file(),
@@ -159,10 +169,21 @@ class MDRun:
                 nprocs=s.nprocs,
                 env={"OMP_NUM_THREADS": str(s.threads)},
                 on_line=on_line,
+                pass_fds=(lock,),
             )
+        self._write_restart_key()  # inputs that do not print RESTART_WRITTEN
+        result = self._collect(res, elements, limits, restart)
+        if not result.complete:  # LAMMPS does not stop when a dump cannot be written
+            raise CalculationFailed(
+                f"the trajectory {result.trajectory} has {result.frames} of {s.expected_frames} frames",
+                "is the disk full? free space and run again (the production restarts from the restart file)",
+            )
+        return result
+
+    def _write_restart_key(self) -> None:
+        """Record the settings of ``equilibrated.restart`` next to it (if it exists)."""
         if (self.outdir / RESTART).is_file():
-            (self.outdir / RESTART_KEY).write_text(self.restart_key())
-        return self._collect(res, elements, limits, restart)
+            atomic_write_text(self.outdir / RESTART_KEY, self.restart_key())
 
     def _collect(self, res: Any, elements: list[str], limits: dict[str, float], restart: bool) -> MDResult:
         """The result from the thermo log and the screen output of the finished run."""

@@ -119,6 +119,7 @@ def run_lammps(
     check: bool = True,
     on_line: Callable[[str], None] | None = None,
     extra_args: Sequence[str] = (),
+    pass_fds: Sequence[int] = (),
 ) -> LammpsResult:
     """Run ``lmp -in input_file -var k v ...`` in ``cwd`` and capture its output.
 
@@ -144,6 +145,9 @@ def run_lammps(
         Called with every output line as it arrives (progress display).
     extra_args
         More ``lmp`` command-line arguments.
+    pass_fds
+        File descriptors LAMMPS inherits (a folder lock, held until LAMMPS ends even if this
+        process is killed).
 
     Returns
     -------
@@ -158,7 +162,13 @@ def run_lammps(
     full_env.update(env or {})
     logger.info("running %s (in %s)", " ".join(cmd), cwd)
     proc = subprocess.Popen(
-        cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd,
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        pass_fds=tuple(pass_fds),
     )
     lines: list[str] = []
     try:

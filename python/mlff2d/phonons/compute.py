@@ -24,7 +24,7 @@ from mlff2d.phonons import core, local, unfold
 from mlff2d.phonons.engines import ForceEngine
 from mlff2d.phonons.results import Modes
 from mlff2d.phonons.stage import DefectPhononsResult, PhononsSettings, PristinePhononsResult
-from mlff2d.runinfo import RunRecord
+from mlff2d.runinfo import RunRecord, atomic_path
 from mlff2d.structures.io import structure_key
 from mlff2d.structures.shells import distances_from, shell_edges
 from mlff2d.units import THZ_TO_CM1
@@ -136,7 +136,8 @@ class PhononCell:
                     self.atoms, self.calculator, fmax=fmax, cell=cell, logfile=self.outdir / "relax.log"
                 )
         out.info["input_key"] = key
-        write(path, out, format="extxyz")
+        with atomic_path(path) as tmp:  # a kill while writing must not leave a cell to reuse
+            write(tmp, out, format="extxyz")
         # continue from the file, as a resumed run does, so that the cache keys of the displaced
         # supercells (positions rounded to 1e-8 Å) are the same in both runs
         return read(path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from ase import Atoms
 from numpy.typing import NDArray
 
 from mlff2d.phonons.engines.base import ForceEngine
+from mlff2d.runinfo import atomic_path
 from mlff2d.structures.io import structure_key
 
 logger = logging.getLogger(__name__)
@@ -41,10 +41,8 @@ class ForceCache:
 
     def put(self, atoms: Atoms, forces: NDArray[np.float64]) -> None:
         """Store ``forces`` of ``atoms`` atomically."""
-        p = self.path(atoms)
-        tmp = p.with_name(f".{p.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, np.asarray(forces, dtype=np.float64))
-        os.replace(tmp, p)
+        with atomic_path(self.path(atoms)) as tmp:
+            np.save(tmp, np.asarray(forces, dtype=np.float64))
 
 
 def compute_force_sets(
