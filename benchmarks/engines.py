@@ -175,7 +175,7 @@ def prepare_worker(spec: dict) -> dict:
     try:
         prepare_bundle(spec["model"], (spec["dtype"],), "speed")
     except ModelError as exc:
-        return {"refused": exc.message}
+        return {"refused": exc.message.split(": ", 1)[-1]}  # Symmetrix-XL's own message
     card = bundle.card()
     return {"convert_s": card["convert_s"], "compile_s": card["prepared"][spec["dtype"]]["compile_s"]}
 
@@ -227,13 +227,13 @@ def build_models(arch: str, dtype: str, work: Path) -> dict[str, Path]:
     return {"mace-torch": mdl, "symmetrix": mdl, "plugin": lmp}
 
 
-def _fits(prev: dict | None, n_atoms: int, margin: float = 0.8) -> str | None:
-    """Why a size is skipped: its extrapolated peak RSS exceeds the available memory."""
+def _fits(prev: dict | None, n_atoms: int, margin: float) -> str | None:
+    """Why a size is skipped: its extrapolated peak RSS exceeds ``margin`` x the available memory."""
     if not prev or "peak_rss_mb" not in prev:
         return None
     need = prev["peak_rss_mb"] * n_atoms / prev["atoms"]
     have = available_mb() * margin
-    return None if need <= have else f"needs ~{need / 1024:.1f} GB, {have / 1024:.1f} GB available"
+    return None if need <= have else f"needs ~{need / 1024:.1f} GB, allowed {have / 1024:.1f} GB"
 
 
 def measure(args, arch: str, dtype: str, threads: int, models: dict, prep: dict) -> list[dict]:
@@ -252,9 +252,9 @@ def measure(args, arch: str, dtype: str, threads: int, models: dict, prep: dict)
                 "atoms": n_atoms,
                 "engine": engine,
             }
-            skip = _fits(prev.get(engine), n_atoms)
+            skip = _fits(prev.get(engine), n_atoms, args.memory_fraction)
             if engine == "symmetrix" and "refused" in prep:
-                skip = f"refused: {prep['refused']}"
+                skip = "refused (see the preparation table)"
             if engine == "symmetrix" and "error" in prep:
                 skip = f"not prepared: {prep['error']}"
             if skip:
@@ -368,6 +368,12 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=5, help="timed MD steps (half on cells > 5,000 atoms)")
     ap.add_argument("--ase-md-max-atoms", type=int, default=7000, help="largest cell for ASE MD steps")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per measurement")
+    ap.add_argument(
+        "--memory-fraction",
+        type=float,
+        default=0.6,
+        help="skip a size whose extrapolated peak RSS exceeds this fraction of the available memory",
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

@@ -39,8 +39,10 @@ logger = logging.getLogger(__name__)
 
 Dtype = Literal["float64", "float32"]
 Route = Literal["auto", "symmetrix", "mace-torch"]
-#: ``speed`` keeps Symmetrix's throughput plan and compiles one kernel library per precision;
-#: ``capacity`` (Symmetrix's default) also compiles a memory-lean M0 module (much longer).
+#: ``speed`` keeps Symmetrix's throughput plan and compiles one kernel library per precision
+#: (~10 s for the GPAW architecture); ``capacity`` (Symmetrix's default) also compiles a
+#: memory-lean M0 module, which ran past Symmetrix's 600 s compile limit on 2 cores even for a
+#: 4-channel model, so mlff2d uses ``speed``.
 Profile = Literal["speed", "capacity"]
 BUNDLE_SUFFIX = ".symmetrix"
 PIP_PACKAGE = "symmetrix-xl"
@@ -224,6 +226,7 @@ def prepare_bundle(
     if card.get("refused"):
         raise ModelError(card["refused"], "mace-torch evaluates this model")
     if not card.get("converted") or not bundle.model_json.is_file():
+        logger.info("converting %s for Symmetrix-XL (about a minute for 2-layer models)", bundle.source.name)
         try:
             t0 = time.perf_counter()
             convert(model, bundle.model_json)
@@ -237,7 +240,7 @@ def prepare_bundle(
         if done and done.get("profile") == profile:
             continue
         logger.info(
-            "compiling Symmetrix-XL kernels of %s (%s, %s profile) into %s; minutes for 32-channel models",
+            "compiling Symmetrix-XL kernels of %s (%s, %s profile) into %s (seconds with the speed profile)",
             bundle.source.name,
             dtype,
             profile,
