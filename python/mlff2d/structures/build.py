@@ -196,7 +196,7 @@ def check_2d(atoms: Atoms, min_vacuum: float = MIN_VACUUM) -> None:
     if not all(atoms.pbc[:2]) or volume < 1e-6:
         raise StructureError(
             f"not a periodic 2D cell (pbc = {atoms.pbc.tolist()}, cell volume {volume:.3g} Å³)",
-            "give a cell periodic in x and y (extxyz: Lattice=... pbc=\"T T T\")",
+            'give a cell periodic in x and y (extxyz: Lattice=... pbc="T T T")',
         )
     if np.abs(cell[:2, 2]).max() > 1e-6 or np.abs(cell[2, :2]).max() > 1e-6:
         raise StructureError(
