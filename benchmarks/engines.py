@@ -236,11 +236,14 @@ def _fits(prev: dict | None, n_atoms: int, margin: float) -> str | None:
     return None if need <= have else f"needs ~{need / 1024:.1f} GB, allowed {have / 1024:.1f} GB"
 
 
-def measure(args, arch: str, dtype: str, threads: int, models: dict, prep: dict) -> list[dict]:
-    """Every engine at every size for one architecture, precision and thread count."""
+def measure(args, arch: str, dtype: str, threads: int, models: dict, prep: dict, rows: list[dict]) -> None:
+    """Every engine at every size for one architecture, precision and thread count, into ``rows``.
+
+    The results so far are written after every measurement (a killed run keeps them).
+    """
     from lammps_plugin import cell
 
-    rows, prev = [], {}
+    prev: dict[str, dict] = {}
     for n in args.sizes:
         n_atoms = len(cell(n))
         for engine in args.engines:
@@ -275,10 +278,10 @@ def measure(args, arch: str, dtype: str, threads: int, models: dict, prep: dict)
             res = run_worker(spec, 1 if engine == "plugin" else threads, args.timeout)
             row |= _per_atom(res, n_atoms)
             rows.append(row)
+            write_result(args.output, rows, args.prepare)
             if "error" not in res:
                 prev[engine] = row
             print(json.dumps(row), flush=True)
-    return rows
 
 
 def _per_atom(res: dict, n_atoms: int) -> dict:
@@ -353,6 +356,28 @@ def headline(rows: list[dict], prepare: dict) -> dict:
     return out
 
 
+def write_result(output: Path, rows: list[dict], prepare: dict) -> str:
+    """Write the JSON (rows, preparation, headline, machine and load) and the Markdown table."""
+    table = markdown(rows, prepare)
+    result = {
+        "benchmark": "engines",
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "loadavg_end": os.getloadavg(),
+            "mem_available_gb_end": round(available_mb() / 1024, 1),
+        },
+        "rows": rows,
+        "prepare": [{"arch": a, "dtype": d, **p} for (a, d), p in prepare.items()],
+        "markdown": table,
+        "headline": headline(rows, prepare),
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=1))
+    output.with_suffix(".md").write_text(table + "\n")
+    return table
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--output", type=Path, default=Path("runs/bench/engines.json"))
@@ -386,7 +411,8 @@ def main() -> int:
 
     if "plugin" in args.engines:
         build_plugin()
-    rows, prepare = [], {}
+    rows: list[dict] = []
+    prepare = args.prepare = {}
     for arch in args.archs:
         for dtype in args.dtypes:
             models = build_models(arch, dtype, args.work)
@@ -395,25 +421,8 @@ def main() -> int:
                 prepare[(arch, dtype)] = run_worker(spec, 1, args.timeout)
                 print(json.dumps({"prepare": [arch, dtype], **prepare[(arch, dtype)]}), flush=True)
             for threads in args.threads:
-                rows += measure(args, arch, dtype, threads, models, prepare.get((arch, dtype), {}))
-    table = markdown(rows, prepare)
-    result = {
-        "benchmark": "engines",
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "loadavg_end": os.getloadavg(),
-            "mem_available_gb_end": round(available_mb() / 1024, 1),
-        },
-        "rows": rows,
-        "prepare": [{"arch": a, "dtype": d, **p} for (a, d), p in prepare.items()],
-        "markdown": table,
-        "headline": headline(rows, prepare),
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=1))
-    args.output.with_suffix(".md").write_text(table + "\n")
-    print(table)
+                measure(args, arch, dtype, threads, models, prepare.get((arch, dtype), {}), rows)
+    print(write_result(args.output, rows, prepare))
     return 0
 
 
