@@ -13,6 +13,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def write_tiny_training_config(path: Path) -> Path:
+    """The shipped quick mace-torch config made tiny (2 epochs, 8 channels, max_ell 2, no SWA): seconds.
+
+    The one tiny config of the tests that train (pipeline, committee, faults, reproducibility).
+    """
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "training" / "wse2_sw_quick.yaml").read_text())
+    cfg.update(max_num_epochs=2, swa=False, num_channels=8, max_ell=2, MLP_irreps="8x0e")
+    cfg = {k: v for k, v in cfg.items() if not (k.startswith("swa_") or k == "start_swa")}
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 # --- training stage (issue 3) ----------------------------------------------------------------
 @dataclass
 class QuickModel:

@@ -15,10 +15,10 @@ import pytest
 import yaml
 from ase.io import read
 
+from conftest import write_tiny_training_config
 from mlff2d.cli import main
 from mlff2d.errors import InputError
 
-REPO = Path(__file__).resolve().parents[1]
 K = 3
 
 
@@ -26,12 +26,7 @@ K = 3
 def tiny(tmp_path_factory) -> tuple[Path, Path]:
     """The tiny mace-torch config and a 40-structure SW dataset (32 train, 4 valid, 4 test)."""
     root = tmp_path_factory.mktemp("committee_inputs")
-    cfg = yaml.safe_load((REPO / "training" / "wse2_sw_quick.yaml").read_text())
-    cfg.update(max_num_epochs=2, swa=False, num_channels=8, max_ell=2, MLP_irreps="8x0e")
-    for k in list(cfg):
-        if k.startswith("swa_") or k == "start_swa":
-            del cfg[k]
-    (root / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    write_tiny_training_config(root / "tiny.yaml")
     recipe = {
         "name": "tiny",
         "calculator": "sw",

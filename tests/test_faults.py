@@ -26,13 +26,13 @@ import pytest
 import yaml
 from ase.io import read, write
 
+from conftest import write_tiny_training_config
 from mlff2d.cli import main
 from mlff2d.errors import CalculationFailed
 from mlff2d.phonons.results import BandStructure, Modes
 from mlff2d.runinfo import folder_lock
 from mlff2d.structures import monolayer, rattle, supercell
 
-REPO = Path(__file__).resolve().parents[1]
 MLFF2D = str(Path(sys.executable).parent / "mlff2d")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -221,10 +221,7 @@ def test_dataset_killed_mid_labels_keeps_them(tmp_path):
 # -- run -----------------------------------------------------------------------------------------
 def _tiny_pipeline(root: Path) -> Path:
     """The tiny recipe of tests/test_pipeline.py: SW data, 2 epochs of 8 channels, no MD."""
-    cfg = yaml.safe_load((REPO / "training" / "wse2_sw_quick.yaml").read_text())
-    cfg.update(max_num_epochs=2, swa=False, num_channels=8, max_ell=2, MLP_irreps="8x0e")
-    cfg = {k: v for k, v in cfg.items() if not (k.startswith("swa_") or k == "start_swa")}
-    (root / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    write_tiny_training_config(root / "tiny.yaml")
     data = _dataset_recipe(root / "data.yaml", count=12)
     recipe = {
         "name": "tiny",

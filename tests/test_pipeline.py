@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import write_tiny_training_config
 from mlff2d.cli import main
 from mlff2d.errors import ConfigError
 from mlff2d.pipeline import load_recipe
@@ -18,12 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tiny_recipe(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pipeline")
-    cfg = yaml.safe_load((REPO / "training" / "wse2_sw_quick.yaml").read_text())
-    cfg.update(max_num_epochs=2, swa=False, num_channels=8, max_ell=2, MLP_irreps="8x0e")
-    for k in list(cfg):
-        if k.startswith("swa_") or k == "start_swa":
-            del cfg[k]
-    (root / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    write_tiny_training_config(root / "tiny.yaml")
     (root / "data.yaml").write_text(
         yaml.safe_dump(
             {
