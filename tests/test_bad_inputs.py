@@ -320,6 +320,8 @@ LAMMPS_CASES = [
     ("temperature", {"model": "{in}/toy.model-lammps.pt", "T": -5}, "the temperature must be >= 0 K"),
     ("time-step", {"pair": "sw", "dt": 0}, "the time step must be > 0 fs"),
     ("supercell", {"pair": "sw", "nx": 0}, "the supercell needs nx, ny >= 1"),
+    ("defect", {"pair": "sw", "defect": "V_Te"}, "-var defect V_Te: unknown defect"),
+    ("pair", {"pair": "eam"}, "-var pair eam: unknown pair"),
 ]
 
 

@@ -356,6 +356,21 @@ def test_more_epochs_continues_from_checkpoint(tiny_data, tmp_path):
     _assert_resumed(out, saved, last_epoch=4)
 
 
+def test_truncated_checkpoint_is_set_aside(tiny_data, tmp_path):
+    """A kill during mace-torch's checkpoint write leaves a truncated newest file: the next run
+    sets it aside (``*.pt.unreadable``) and continues from the newest readable checkpoint."""
+    out = tmp_path / "run"
+    cfg = _tiny_config(tmp_path / "tiny.yaml", epochs=3, data=tiny_data, keep_checkpoints=True)
+    assert main(["-q", "train", str(cfg), "-o", str(out)]) == 0
+    newest = max((out / "checkpoints").glob("*_epoch-*.pt"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    assert newest.stem.endswith("epoch-2")
+    newest.write_bytes(newest.read_bytes()[:1000])  # what a kill mid-write leaves
+    cfg = _tiny_config(tmp_path / "tiny.yaml", epochs=5, data=tiny_data, keep_checkpoints=True)
+    assert main(["-q", "train", str(cfg), "-o", str(out)]) == 0
+    assert newest.with_name(newest.name + ".unreadable").is_file()
+    _assert_resumed(out, 1, last_epoch=4)
+
+
 def test_changed_settings_refused_moved_run_kept(tiny_data, tmp_path, capsys):
     """A finished run is never continued with other settings (mace-torch would re-save its model
     files with new weights); the same run moved to another folder is still complete."""

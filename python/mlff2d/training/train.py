@@ -40,6 +40,7 @@ import yaml
 from mlff2d.config import from_dict, load_yaml
 from mlff2d.errors import CalculationFailed, ConfigError, InputError
 from mlff2d.runinfo import RunRecord, atomic_write_text, file_hash
+from mlff2d.training.checkpoints import set_aside_unreadable
 from mlff2d.training.data import DatasetFiles, DatasetInfo, describe, import_mace, read_dataset
 from mlff2d.training.workflows import TrainResult, TrainSettings, check_device, train_result
 from mlff2d.workflow import SUMMARY
@@ -353,6 +354,7 @@ class Trainer:
         args = parse_mace_args(cfg_file, str(self.config_path))
         if logging.getLogger().getEffectiveLevel() > logging.INFO and "log_level" not in self.mace_cfg:
             args.log_level = "WARNING"  # `mlff2d -q`: mace-torch's console quiet too (debug log kept)
+        set_aside_unreadable(self.outdir / "checkpoints")  # a kill mid-write: restart from the last good one
         cpu0, t0 = time.process_time(), time.perf_counter()
         run_mace(args)
         trained = {
