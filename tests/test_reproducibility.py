@@ -9,19 +9,15 @@ import pytest
 import torch
 import yaml
 
+from conftest import write_tiny_training_config
 from mlff2d.cli import main
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Path, Path]:
     """The quick config shrunk to seconds (2 epochs, 8 channels, no SWA) and 20 SW-labelled cells."""
     root = tmp_path_factory.mktemp("repro")
-    cfg = yaml.safe_load((REPO / "training" / "wse2_sw_quick.yaml").read_text())
-    cfg = {k: v for k, v in cfg.items() if not (k.startswith("swa") or k == "start_swa")}
-    cfg.update(max_num_epochs=2, num_channels=8, max_ell=2, MLP_irreps="8x0e", seed=1)
-    (root / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    write_tiny_training_config(root / "tiny.yaml")  # the seed comes from --seed
     recipe = {
         "name": "tiny",
         "calculator": "sw",
