@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("mlff2d.training.commands", "train", "Train a MACE model (mace-torch config)."),
     "evaluate": ("mlff2d.training.commands", "evaluate", "Error metrics and parity plots of a model."),
     "export": ("mlff2d.training.commands", "export", "Export a model to TorchScript for LAMMPS."),
+    "learn": ("mlff2d.learning.commands", "learn", "Active learning: committee MD, label high-σ_F frames."),
     "md": ("mlff2d.lammps.commands", "md", "Run LAMMPS MD of a (defective) supercell."),
     "phonons": ("mlff2d.phonons.commands", "phonons", "Harmonic phonons with Phonopy."),
     "vdos": ("mlff2d.dynamics.commands", "vdos", "Vibrational DOS from MD velocities (dynasor)."),
