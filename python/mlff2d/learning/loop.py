@@ -73,6 +73,10 @@ def check_recipe(recipe: LearnRecipe, where: str) -> None:
     for key, path in (("profile", recipe.profile), ("holdout.file", recipe.holdout.file)):
         if path is not None and not path.is_file():
             raise InputError(f"{where}: {key}: {path} is not a file", "give an existing file")
+    if recipe.dataset.is_dir():
+        from mlff2d.training.data import DatasetFiles
+
+        DatasetFiles.from_folder(recipe.dataset)
     labeller = get_labeller(recipe.calculator, load_yaml(recipe.profile) if recipe.profile else {})
     c = recipe.candidates
     for defect in c.defects:
@@ -142,11 +146,15 @@ def run_loop(
 
 
 def _start_dataset(recipe: LearnRecipe, outdir: Path, progress: bool) -> Any:
-    """The starting dataset: a finished dataset folder, or the recipe's dataset recipe built in ``data/``."""
+    """The starting splits (``train``, ``valid``, ``test``).
+
+    Those of a dataset folder, or of the dataset recipe, built in ``data/`` by ``mlff2d dataset``.
+    """
     from mlff2d.labeling.workflow import DatasetSettings, DatasetWorkflow
+    from mlff2d.training.data import DatasetFiles
 
     if recipe.dataset.is_dir():
-        return DatasetWorkflow.load(recipe.dataset)
+        return DatasetFiles.from_folder(recipe.dataset)
     return DatasetWorkflow(DatasetSettings(recipe.dataset), outdir / "data", progress=progress).run()
 
 

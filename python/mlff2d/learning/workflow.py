@@ -264,6 +264,8 @@ class LearnWorkflow(Workflow[LearnSettings, LearnResult]):
             out["profile"] = r.profile
         if r.holdout.file is not None:
             out["holdout"] = r.holdout.file
+        if r.dataset.is_dir():  # a dataset folder stands for its split files
+            out.update({f"dataset_{s}": r.dataset / f"{s}.extxyz" for s in ("train", "valid", "test")})
         return {k: v for k, v in out.items() if v.exists()}
 
     def check(self) -> None:
