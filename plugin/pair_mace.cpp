@@ -38,7 +38,7 @@ namespace {
 
 const char *const STYLE_USAGE =
     "Usage: pair_style mace [no_domain_decomposition | domain_decomposition] "
-    "[device cpu|cuda|auto] [committee mean|first]";
+    "[device cpu|cuda|auto] [committee mean|first] [symmetrix auto|yes|no] [memory MB]";
 const char *const COEFF_USAGE =
     "Usage: pair_coeff * * <model>.model-lammps.pt [<model 2> ...] <element of type 1> ... "
     "<element of type N>";
@@ -98,6 +98,7 @@ PairMACEPlugin::PairMACEPlugin(LAMMPS *lmp) : Pair(lmp)
 
 PairMACEPlugin::~PairMACEPlugin()
 {
+  close_symmetrix();
   memory->destroy(f_member);
   memory->destroy(sigma_f);
   if (allocated) {
@@ -127,6 +128,8 @@ void PairMACEPlugin::settings(int narg, char **arg)
   layout_request = Layout::AUTO;
   device_request = "auto";
   drive = Drive::MEAN;
+  symmetrix_request = "auto";
+  memory_budget_mb = 4096.0;
   for (int iarg = 0; iarg < narg; ++iarg) {
     const std::string word = arg[iarg];
     if (word == "no_domain_decomposition") {
@@ -140,6 +143,14 @@ void PairMACEPlugin::settings(int narg, char **arg)
       else
         error->all(FLERR, "pair_style mace: committee needs mean or first, not '{}'\n{}", value,
                    STYLE_USAGE);
+    } else if (word == "symmetrix") {
+      symmetrix_request = iarg + 1 < narg ? arg[++iarg] : "";
+      if (symmetrix_request != "auto" && symmetrix_request != "yes" && symmetrix_request != "no")
+        error->all(FLERR, "pair_style mace: symmetrix needs auto, yes or no\n{}", STYLE_USAGE);
+    } else if (word == "memory") {
+      if (iarg + 1 >= narg) error->all(FLERR, "pair_style mace: memory needs a value (MB)\n{}", STYLE_USAGE);
+      memory_budget_mb = utils::numeric(FLERR, arg[++iarg], false, lmp);
+      if (memory_budget_mb < 0) error->all(FLERR, "pair_style mace: memory must be >= 0 MB\n{}", STYLE_USAGE);
     } else if (word == "device") {
       if (iarg + 1 >= narg) error->all(FLERR, "pair_style mace: device needs a value\n{}", STYLE_USAGE);
       device_request = arg[++iarg];
@@ -219,6 +230,7 @@ void PairMACEPlugin::coeff(int narg, char **arg)
   }
   for (int i = 1; i <= ntypes; ++i)
     for (int j = i; j <= ntypes; ++j) setflag[i][j] = 1;
+  open_symmetrix();
 }
 
 std::string PairMACEPlugin::element_list(const std::vector<int64_t> &z)
@@ -496,6 +508,11 @@ void PairMACEPlugin::compute(int eflag, int vflag)
   if (vflag_atom)
     error->all(FLERR, "pair_style mace does not compute per-atom virials (compute stress/atom)");
 
+  if (sym) {
+    if (atom->nlocal > 0) compute_symmetrix();
+    ++n_calls;
+    return;
+  }
   const int nmembers = static_cast<int>(models.size());
   // the same on every rank: the collectives of committee_end need all ranks
   const bool committee = nmembers > 1 &&
@@ -549,6 +566,9 @@ void PairMACEPlugin::finish()
                    "results {:.4f} s ({:.2f} ms per evaluation)\n",
                    n_calls, t_graph, t_model, t_copy,
                    1e3 * (t_graph + t_model + t_copy) / static_cast<double>(n_calls));
+    if (sym)
+      utils::logmesg(lmp, "pair_style mace: Symmetrix-XL evaluated {} chunk(s) in {} evaluations\n",
+                     symmetrix_chunks(), n_calls);
     if (models.size() > 1)
       utils::logmesg(lmp, "pair_style mace: committee of {} ({} forces): all members on {} of {} "
                      "evaluations\n", models.size(), drive == Drive::MEAN ? "mean" : "first",

@@ -6,7 +6,7 @@
    as the ML-MACE build of LAMMPS:
 
      pair_style mace [no_domain_decomposition] [domain_decomposition] [device cpu|cuda]
-                     [committee mean|first]
+                     [committee mean|first] [symmetrix auto|yes|no] [memory MB]
      pair_coeff * * model.model-lammps.pt W Se
      pair_coeff * * m0.model-lammps.pt m1.model-lammps.pt ... W Se     (a committee)
 
@@ -35,6 +35,13 @@
    - periodic images (default on 1 rank, or keyword no_domain_decomposition):
      nodes are the local atoms only; a neighbour that is a ghost becomes an edge
      to its owner with an integer cell shift.
+
+   Symmetrix-XL route (pair_mace_symmetrix.cpp): with `symmetrix auto` (default) a
+   single model whose X.model.symmetrix/ kernels `mlff2d export` prepared next to X.model
+   (pair_coeff names X.model-lammps.pt) is evaluated by Symmetrix-XL instead of
+   TorchScript; `symmetrix yes` prepares them if needed, `symmetrix no` keeps mace-torch.
+   `memory MB` (default 4096, 0: no limit) bounds its working set per rank: local atoms
+   are evaluated in chunks, each with its halo, when the estimate exceeds it.
 ------------------------------------------------------------------------- */
 
 #ifndef MLFF2D_PAIR_MACE_H
@@ -92,6 +99,16 @@ class PairMACEPlugin : public Pair {
   void select_device(const std::string &request);
   void committee_begin();
   void committee_end();
+  // Symmetrix-XL route (pair_mace_symmetrix.cpp)
+  struct SymmetrixState;
+  SymmetrixState *sym = nullptr;    // set when the route is taken
+  std::string symmetrix_request = "auto";
+  double memory_budget_mb = 4096.0;
+  void open_symmetrix();
+  void close_symmetrix();
+  void compute_symmetrix();
+  int symmetrix_graph(int c0, int c1);
+  long symmetrix_chunks() const;
 
   std::vector<torch::jit::Module> models;    // the members (one model: a committee of 1)
   std::vector<std::string> model_paths;
