@@ -74,6 +74,9 @@ CASES: list[tuple[str, str, str | None, str]] = [
     ("train-config-key", "train {in}/train_bad_key.yaml --data {in}/data -o {out}", None, "bogus_key"),
     ("train-ckpt-garbage", "train {cfg} --train-file {in}/garbage.extxyz -o {ckpt}", "ckpt", "garbage"),
     ("train-ckpt-missing", "train {cfg} --data {in}/nodata -o {ckpt}", "ckpt", "nodata"),
+    # -- learn (more cases: tests/test_learn.py)
+    ("learn-missing", "learn {in}/missing.yaml -o {out}", None, "missing.yaml"),
+    ("learn-dataset-recipe", "learn {in}/dataset.yaml -o {folder}", "folder", "unknown key"),
     # -- evaluate
     ("evaluate-model-missing", "evaluate {in}/no.model {test} -o {out}", None, "not found"),
     ("evaluate-export", "evaluate {in}/toy.model-lammps.pt {test} -o {out}", None, "TorchScript"),
