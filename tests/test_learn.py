@@ -120,3 +120,23 @@ def test_bad_recipe_is_one_line_exit_2(tmp_path, capsys, change, words):
     assert words in err, err
     assert "Traceback" not in err
     assert not out.exists()
+
+
+def test_selection_is_above_the_threshold_and_diverse():
+    """Farthest-point sampling picks one frame per kind of cell before a second of the same kind."""
+    from mlff2d.learning.explore import build_cell, select_frames
+    from mlff2d.structures import rattle
+
+    def frame(defect: str, sigma: float, seed: int):
+        atoms = rattle(build_cell("WSe2", defect, (3, 3)), 0.02, seed=seed)
+        atoms.info["sigma_max"] = sigma
+        return atoms
+
+    frames = [frame("V_Se", 0.50 + 0.01 * i, i) for i in range(5)]
+    frames += [frame("pristine", 0.30, 10), frame("V_W", 0.25, 11), frame("V_W", 0.05, 12)]
+    chosen = select_frames(frames, threshold=0.1, n=3)
+    assert chosen[0] is frames[4]  # the most uncertain first
+    assert {f.info["config_type"] for f in chosen} == {"V_Se", "V_W", "pristine"}  # not 3 × V_Se
+    assert all(f.info["sigma_max"] > 0.1 for f in chosen)
+    assert len(select_frames(frames, threshold=0.1, n=20)) == 7
+    assert select_frames(frames, threshold=1.0, n=3) == []

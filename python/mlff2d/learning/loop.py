@@ -83,7 +83,16 @@ def check_recipe(recipe: LearnRecipe, where: str) -> None:
         cell = _cell(recipe, defect, c.supercell, 0.0, f"{where}: candidates.defects")
         labeller.check_structure(cell, f"{where}: candidate cell {defect}")
     t = recipe.target
-    _cell(recipe, t.defect, t.supercell, t.strain, f"{where}: target.defect")
+    target = _cell(recipe, t.defect, t.supercell, t.strain, f"{where}: target.defect")
+    if recipe.holdout.file is None and recipe.calculator != "sw":
+        logger.warning(
+            "%s: the holdout is %d frames of the %d-atom target cell labelled by %s (give holdout.file"
+            " to use labelled frames instead)",
+            where,
+            recipe.holdout.frames,
+            len(target),
+            recipe.calculator,
+        )
 
 
 def _cell(recipe: LearnRecipe, defect: str, size: tuple[int, int], eps: float, where: str) -> Atoms:
@@ -129,7 +138,6 @@ def run_loop(
     for rec in history:
         for k, v in rec["labelled"]["config_types"].items():
             added[k] = added.get(k, 0) + v
-    record.results["stop_reason"] = history[-1]["stop"]
     return LearnResult(
         outdir=outdir,
         dataset=last / "train.extxyz",
@@ -138,6 +146,7 @@ def run_loop(
         curve=outdir / CURVE,
         iterations=len(history),
         converged=history[-1]["stop"] == "converged",
+        stop=history[-1]["stop"],
         added=added,
         holdout_forces_rmse=[r["holdout"]["forces_rmse"] for r in history],
         holdout_energy_rmse=[r["holdout"]["energy_rmse"] for r in history],
@@ -255,6 +264,8 @@ class Iteration:
             rec["stop"] = "max_iterations"
         else:
             self._select_and_label(rec, train_frames, oracle, store)
+            if rec["labelled"]["count"] == 0:  # the next committee would be this one again
+                rec["stop"] = "nothing_added"
         rec["timings_s"] = dict(self.timings)
         atomic_write_text(self.folder / "iteration.json", json.dumps(rec, indent=1) + "\n")
         logger.info(

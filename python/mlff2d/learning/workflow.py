@@ -212,6 +212,9 @@ class LearnResult(StageResult):
         Committees trained.
     converged
         True if the target MD's largest σ_F fell under the threshold.
+    stop
+        Why the loop ended: ``converged``, ``max_iterations`` (the budget), or ``nothing_added``
+        (no candidate frame above the threshold, or every label failed).
     added
         Frames added to the training split, per ``config_type``.
     holdout_forces_rmse, holdout_energy_rmse
@@ -226,6 +229,7 @@ class LearnResult(StageResult):
     curve: Path
     iterations: int = 0
     converged: bool = False
+    stop: str = ""
     added: dict[str, int] = field(default_factory=dict)
     holdout_forces_rmse: list[float] = field(default_factory=list)
     holdout_energy_rmse: list[float] = field(default_factory=list)
@@ -233,7 +237,7 @@ class LearnResult(StageResult):
 
     def describe(self) -> str:
         """One line: iterations, stop reason, frames added, first and last holdout force error."""
-        why = "target σ_F under the threshold" if self.converged else "iteration budget spent"
+        why = "target σ_F under the threshold" if self.converged else self.stop.replace("_", " ")
         added = ", ".join(f"{v} {k}" for k, v in sorted(self.added.items())) or "none"
         f = self.holdout_forces_rmse
         err = f"; holdout force RMSE {f[0]:.0f} -> {f[-1]:.0f} meV/Å" if f else ""
