@@ -140,3 +140,41 @@ def test_selection_is_above_the_threshold_and_diverse():
     assert all(f.info["sigma_max"] > 0.1 for f in chosen)
     assert len(select_frames(frames, threshold=0.1, n=20)) == 7
     assert select_frames(frames, threshold=1.0, n=3) == []
+
+
+def test_target_md_in_lammps_with_the_committee_plugin(learn_run, mace_plugin, tmp_path):
+    """``target: {engine: lammps}``: the exported committee in ``pair_style mace``.
+
+    The plugin's largest σ_F of the start structure equals the ``CommitteeCalculator``'s; then
+    the loop's folder is run again with the target MD in LAMMPS (last test of the module: it
+    rewrites the loop's ``learning.json``), reusing iteration 0's committee.
+    """
+    import numpy as np
+
+    from mlff2d.learning.explore import build_cell, committee_md_lammps
+    from mlff2d.training.committee import CommitteeCalculator, CommitteeExportWorkflow
+    from mlff2d.training.workflows import ExportSettings
+
+    recipe, out = learn_run
+    committee = out / "iter_000" / "committee"
+    export = CommitteeExportWorkflow(ExportSettings(committee, symmetrix=False), tmp_path / "export").run()
+    cell = build_cell("WSe2", "V_Se", (12, 12))
+    steps, sigma = committee_md_lammps(
+        cell, export.lammps_models, export.elements, tmp_path / "md", 600.0, 10, 5
+    )
+    atoms = cell.copy()
+    atoms.calc = CommitteeCalculator(committee)
+    assert steps == [0, 5, 10]
+    assert sigma[0] == pytest.approx(float(np.max(atoms.calc.get_property("forces_std", atoms))), rel=1e-6)
+    assert all(np.isfinite(sigma)) and min(sigma) > 0
+
+    spec = yaml.safe_load(recipe.read_text())
+    spec["target"]["engine"] = "lammps"
+    spec["max_iterations"] = 0
+    lammps_recipe = tmp_path / "recipe_lammps.yaml"
+    lammps_recipe.write_text(yaml.safe_dump(spec))
+    assert main(["-q", "learn", str(lammps_recipe), "-o", str(out)]) == 0
+    (rec,) = json.loads((out / "learning.json").read_text())
+    assert len(rec["target"]["sigma_per_frame"]) == spec["target"]["steps"] // spec["target"]["interval"]
+    assert rec["stop"] in ("converged", "max_iterations")
+    assert (out / "iter_000" / "target_lammps" / "log.lammps").is_file()

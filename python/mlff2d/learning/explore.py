@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,69 @@ def committee_md(
             logger.info("MD stopped at step %d: max σ_F %.2f eV/Å > %.2f", done, sigma.max(), sigma_stop)
             break
     return frames
+
+
+def committee_md_lammps(
+    atoms: Atoms,
+    models: Sequence[Path],
+    elements: Sequence[str],
+    folder: Path,
+    temperature: float,
+    steps: int,
+    interval: int,
+    *,
+    timestep: float = 1.0,
+    friction: float = 0.01,
+    seed: int = 0,
+) -> tuple[list[int], list[float]]:
+    """Langevin MD of ``atoms`` in LAMMPS with a committee (``pair_style mace``, K member files).
+
+    ``lammps_inputs/in.wse2_committee`` on the cell written as a data file, without minimisation:
+    velocities drawn at 2T, Langevin at ``temperature`` with damping 1/``friction`` for ``steps``
+    steps; the plugin's largest σ_F over the atoms (``compute pair mace``) is read from the thermo
+    output every ``interval`` steps.
+
+    Parameters
+    ----------
+    atoms
+        Start structure.
+    models
+        The committee's exported members (``*.model-lammps.pt``).
+    elements
+        Their elements in LAMMPS type order.
+    folder
+        Run folder (data file, log).
+    temperature, steps, interval, timestep, friction, seed
+        As for :func:`committee_md` (K, steps, steps, fs, 1/fs, -).
+
+    Returns
+    -------
+    tuple
+        The steps (from 0, the start structure) and the largest σ_F at each (eV/Å).
+    """
+    from mlff2d.lammps.run import inputs_dir, read_thermo, run_lammps, write_data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_data(atoms, folder / "start.data", elements)
+    variables = {
+        "inputs": inputs_dir(),
+        "models": " ".join(str(Path(m).resolve()) for m in models),
+        "elements": " ".join(elements),
+        "data": "start.data",
+        "T": temperature,
+        "dt": timestep,
+        "tdamp": 1.0 / friction,
+        "seed": seed + 1,
+        "minimize": 0,
+        "equil": steps,
+        "steps": 0,
+        "dump_every": 0,
+        "thermo": interval,
+        "sigma_every": interval,
+    }
+    run_lammps(inputs_dir() / "in.wse2_committee", variables, cwd=folder)
+    thermo = read_thermo(folder / "log.lammps")[0]
+    return [int(v) for v in thermo["Step"]], [float(v) for v in thermo["c_committee[2]"]]
 
 
 def frame_descriptor(frames: Sequence[Atoms], cutoff: float = DESCRIPTOR_RANGE[1]) -> NDArray[np.float64]:

@@ -43,6 +43,7 @@ from mlff2d.learning.explore import (
     PRISTINE,
     build_cell,
     committee_md,
+    committee_md_lammps,
     count_types,
     select_frames,
     sigma_of,
@@ -253,7 +254,7 @@ class Iteration:
             "holdout": metrics,
             "target": {"sigma_max": target_max, "sigma_per_frame": explore["target"]},
             "previous_sigma_after": explore["previous"],
-            "candidates": explore["candidates"],
+            "candidates": None,
             "selected": {"count": 0, "config_types": {}, "sigma_before": [], "sigma_after": None},
             "labelled": {"count": 0, "config_types": {}, "computed": 0, "failed": 0},
             "stop": None,
@@ -263,6 +264,7 @@ class Iteration:
         elif self.index >= r.max_iterations:
             rec["stop"] = "max_iterations"
         else:
+            rec["candidates"] = self._explore_candidates(calc, explore)
             self._select_and_label(rec, train_frames, oracle, store)
             if rec["labelled"]["count"] == 0:  # the next committee would be this one again
                 rec["stop"] = "nothing_added"
@@ -321,48 +323,71 @@ class Iteration:
         return hashlib.sha256(json.dumps(md, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _explore(self, calc: Any, previous: dict[str, Any] | None) -> dict[str, Any]:
-        """σ_F of the target MD and of the previous chosen frames; candidate MD (cached by key)."""
+        """σ_F of the target MD and of the previous iteration's chosen frames (cached by key)."""
         from ase.io import read
 
         path, key = self.folder / "explore.json", self._key()
-        if path.is_file() and (self.folder / "candidates.extxyz").is_file():
-            cached = json.loads(path.read_text())
-            if cached.get("key") == key:
-                self.timings.update(cached["timings_s"])
-                return cached
-        r, t = self.recipe, self.recipe.target
+        cached = json.loads(path.read_text()) if path.is_file() else {}
+        if cached.get("key") == key:
+            self.timings.update(cached["timings_s"])
+            return cached
         t0 = time.perf_counter()
-        cell = build_cell(r.material, t.defect, t.supercell, t.strain, r.vacuum)
-        frames = committee_md(
-            cell, calc, t.temperature, t.steps, t.interval, **self._md_kw(0), sigma_stop=r.sigma_stop
-        )
+        target = self._target_md(calc)
         t1 = time.perf_counter()
         prev = None
         if previous is not None and previous["selected"]["count"]:
             chosen = read(self.folder.parent / f"iter_{self.index - 1:03d}" / "selected.extxyz", index=":")
             prev = sigma_of(chosen, calc)
-        t2 = time.perf_counter()
-        candidates = self._candidate_md(calc)
-        data = {
-            "key": key,
-            "target": [float(f.info["sigma_max"]) for f in frames],
-            "previous": prev,
-            "candidates": {
-                "frames": len(candidates),
-                "above_threshold": sum(float(f.info["sigma_max"]) > r.threshold for f in candidates),
-                "sigma_max": max(float(f.info["sigma_max"]) for f in candidates),
-                "config_types": count_types(candidates),
-            },
-            "timings_s": {
-                "target_md": round(t1 - t0, 2),
-                "previous_sigma": round(t2 - t1, 2),
-                "candidate_md": round(time.perf_counter() - t2, 2),
-            },
-        }
-        _write_frames(self.folder / "candidates.extxyz", candidates)
+        timings = {"target_md": round(t1 - t0, 2), "previous_sigma": round(time.perf_counter() - t1, 2)}
+        data = {"key": key, "target": target, "previous": prev, "candidates": None, "timings_s": timings}
         atomic_write_text(path, json.dumps(data, indent=1) + "\n")
-        self.timings.update(data["timings_s"])
+        self.timings.update(timings)
         return data
+
+    def _explore_candidates(self, calc: Any, data: dict[str, Any]) -> dict[str, Any]:
+        """MD of the candidate cells into ``candidates.extxyz``; its summary joins ``explore.json``."""
+        if data["candidates"] is not None and (self.folder / "candidates.extxyz").is_file():
+            return data["candidates"]
+        t0 = time.perf_counter()
+        candidates = self._candidate_md(calc)
+        sigma = [float(f.info["sigma_max"]) for f in candidates]
+        data["candidates"] = {
+            "frames": len(candidates),
+            "above_threshold": sum(v > self.recipe.threshold for v in sigma),
+            "sigma_max": max(sigma, default=0.0),
+            "config_types": count_types(candidates),
+        }
+        data["timings_s"]["candidate_md"] = round(time.perf_counter() - t0, 2)
+        _write_frames(self.folder / "candidates.extxyz", candidates)
+        atomic_write_text(self.folder / "explore.json", json.dumps(data, indent=1) + "\n")
+        self.timings.update(data["timings_s"])
+        return data["candidates"]
+
+    def _target_md(self, calc: Any) -> list[float]:
+        """Largest σ_F (eV/Å) every ``interval`` steps of the target MD (ASE, or LAMMPS + plugin)."""
+        r, t = self.recipe, self.recipe.target
+        cell = build_cell(r.material, t.defect, t.supercell, t.strain, r.vacuum)
+        if t.engine == "ase":
+            frames = committee_md(
+                cell, calc, t.temperature, t.steps, t.interval, **self._md_kw(0), sigma_stop=r.sigma_stop
+            )
+            return [float(f.info["sigma_max"]) for f in frames]
+        from mlff2d.training.committee import CommitteeExportWorkflow
+        from mlff2d.training.workflows import ExportSettings
+
+        settings = ExportSettings(self.folder / "committee", symmetrix=False)
+        export = CommitteeExportWorkflow(settings, self.folder / "export").run()
+        steps, sigma = committee_md_lammps(
+            cell,
+            export.lammps_models,
+            export.elements,
+            self.folder / "target_lammps",
+            t.temperature,
+            t.steps,
+            t.interval,
+            **self._md_kw(0),
+        )
+        return [s for step, s in zip(steps, sigma, strict=True) if step > 0]
 
     def _md_kw(self, cell_index: int) -> dict[str, Any]:
         r = self.recipe

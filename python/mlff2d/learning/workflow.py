@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from mlff2d.errors import InputError
 from mlff2d.runinfo import RunRecord
@@ -83,6 +84,11 @@ class TargetCell(Settings):
         Biaxial strain (fraction).
     steps, interval
         MD steps, and steps between the frames whose σ_F is recorded.
+    engine
+        ``ase``: Langevin MD in ASE with the
+        :class:`~mlff2d.training.committee.CommitteeCalculator`; ``lammps``: the committee
+        exported (``iter_<iii>/export/``) and run by ``pair_style mace`` with every member
+        (``lammps_inputs/in.wse2_committee``; velocities drawn at 2T, no ``sigma_stop``).
     """
 
     defect: str = setting("V_Se", "Defect of the target cell, or pristine.")
@@ -91,6 +97,9 @@ class TargetCell(Settings):
     strain: float = setting(0.0, "Biaxial strain of the target cell.", ge=-0.2, le=0.2)
     steps: int = setting(100, "MD steps of the target cell.", ge=1)
     interval: int = setting(5, "Steps between the recorded frames.", ge=1)
+    engine: Literal["ase", "lammps"] = setting(
+        "ase", "MD engine: ASE with the committee calculator, or LAMMPS with the committee plugin."
+    )
 
 
 @dataclass
