@@ -13,7 +13,9 @@ Engines: ``mace-torch`` (``MACECalculator``, glibc memory kept as the plugin doe
 ``plugin`` (``pair_style mace`` in ``lmp``; ``--threads 2`` means 2 MPI ranks of 1 thread, the
 peak RSS is the largest rank's), ``symmetrix`` (symmetrix-xl's ``Symmetrix`` calculator,
 ``speed`` profile, kernels prepared once per architecture and precision: the one-off
-conversion and compile times are reported as ``prepare``).
+conversion and compile times are reported as ``prepare``), ``plugin-symmetrix``
+(``pair_style mace symmetrix yes``: the plugin on Symmetrix-XL's kernels; ``--threads 2``
+means 2 MPI ranks, each evaluating its local atoms with their halo layer by layer).
 
 Architectures, random weights (speed does not depend on them), read from the training configs:
 ``gpaw`` = ``training/wse2_gpaw.yaml`` (2 layers, 32 channels, L = 1, max_ell 3, correlation 3,
@@ -44,7 +46,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-ENGINES = ("mace-torch", "plugin", "symmetrix")
+ENGINES = ("mace-torch", "plugin", "symmetrix", "plugin-symmetrix")
+#: pair_style mace keywords of the LAMMPS engines
+PAIR_OPTS = {"plugin": "symmetrix no", "plugin-symmetrix": "symmetrix yes"}
 CONFIGS = {"gpaw": ROOT / "training/wse2_gpaw.yaml", "quick": ROOT / "training/wse2_sw_quick.yaml"}
 
 
@@ -158,7 +162,8 @@ def plugin_worker(spec: dict) -> dict:
     work = Path(spec["work"])
     data = work / f"cell{spec['n']}.data"
     write_data(cell(spec["n"]), data, ["W", "Se"])
-    res = lammps_ms(work, data, "mace", Path(spec["model"]), max(spec["steps"], 1), spec["threads"])
+    steps, opts = max(spec["steps"], 1), {"mace_opts": spec["mace_opts"]}
+    res = lammps_ms(work, data, "mace", Path(spec["model"]), steps, spec["threads"], extra=opts)
     out = {"step_s": res["ms_per_step"] / 1e3}
     if "model_ms" in res:
         out["call_s"] = (res["graph_ms"] + res["model_ms"] + res["results_ms"]) / 1e3
@@ -224,7 +229,7 @@ def build_models(arch: str, dtype: str, work: Path) -> dict[str, Path]:
         model = random_mace(dtype=dtype, seed=3, **arch_from_config(CONFIGS[arch]))
         torch.save(model, mdl)
         save_lammps_model(model, lmp)
-    return {"mace-torch": mdl, "symmetrix": mdl, "plugin": lmp}
+    return {"mace-torch": mdl, "symmetrix": mdl, "plugin": lmp, "plugin-symmetrix": lmp}
 
 
 def _fits(prev: dict | None, n_atoms: int, margin: float) -> str | None:
@@ -256,16 +261,16 @@ def measure(args, arch: str, dtype: str, threads: int, models: dict, prep: dict,
                 "engine": engine,
             }
             skip = _fits(prev.get(engine), n_atoms, args.memory_fraction)
-            if engine == "symmetrix" and "refused" in prep:
+            if "symmetrix" in engine and "refused" in prep:
                 skip = "refused (see the preparation table)"
-            if engine == "symmetrix" and "error" in prep:
+            if "symmetrix" in engine and "error" in prep:
                 skip = f"not prepared: {prep['error']}"
             if skip:
                 rows.append(row | {"skipped": skip})
                 continue
             steps = args.steps if n_atoms < 5000 else max(1, args.steps // 2)
             spec = {
-                "kind": "plugin" if engine == "plugin" else "ase",
+                "kind": "plugin" if engine in PAIR_OPTS else "ase",
                 "engine": engine,
                 "model": str(models[engine]),
                 "work": str(args.work),
@@ -273,9 +278,13 @@ def measure(args, arch: str, dtype: str, threads: int, models: dict, prep: dict,
                 "dtype": dtype,
                 "threads": threads,
                 "calls": args.calls,
-                "steps": steps if (engine == "plugin" or n_atoms <= args.ase_md_max_atoms) else 0,
+                "steps": steps if (engine in PAIR_OPTS or n_atoms <= args.ase_md_max_atoms) else 0,
+                "mace_opts": PAIR_OPTS.get(engine, ""),
             }
-            res = run_worker(spec, 1 if engine == "plugin" else threads, args.timeout)
+            if engine == "plugin-symmetrix" and args.pair_memory is not None:
+                spec["mace_opts"] += f" memory {args.pair_memory:g}"
+                row["pair_memory_mb"] = args.pair_memory
+            res = run_worker(spec, 1 if engine in PAIR_OPTS else threads, args.timeout)
             row |= _per_atom(res, n_atoms)
             rows.append(row)
             write_result(args.output, rows, args.prepare)
@@ -399,6 +408,9 @@ def main() -> int:
         default=0.6,
         help="skip a size whose extrapolated peak RSS exceeds this fraction of the available memory",
     )
+    ap.add_argument(
+        "--pair-memory", type=float, help="plugin-symmetrix: pair_style mace memory budget (MB per rank)"
+    )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -409,14 +421,14 @@ def main() -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     from mlff2d.lammps.plugin import build_plugin
 
-    if "plugin" in args.engines:
+    if set(PAIR_OPTS) & set(args.engines):
         build_plugin()
     rows: list[dict] = []
     prepare = args.prepare = {}
     for arch in args.archs:
         for dtype in args.dtypes:
             models = build_models(arch, dtype, args.work)
-            if "symmetrix" in args.engines:
+            if {"symmetrix", "plugin-symmetrix"} & set(args.engines):
                 spec = {"kind": "prepare", "model": str(models["symmetrix"]), "dtype": dtype}
                 prepare[(arch, dtype)] = run_worker(spec, 1, args.timeout)
                 print(json.dumps({"prepare": [arch, dtype], **prepare[(arch, dtype)]}), flush=True)

@@ -129,7 +129,7 @@ void PairMACEPlugin::settings(int narg, char **arg)
   device_request = "auto";
   drive = Drive::MEAN;
   symmetrix_request = "auto";
-  memory_budget_mb = 4096.0;
+  memory_budget_mb = 8192.0;
   for (int iarg = 0; iarg < narg; ++iarg) {
     const std::string word = arg[iarg];
     if (word == "no_domain_decomposition") {

@@ -40,7 +40,7 @@
    single model whose X.model.symmetrix/ kernels `mlff2d export` prepared next to X.model
    (pair_coeff names X.model-lammps.pt) is evaluated by Symmetrix-XL instead of
    TorchScript; `symmetrix yes` prepares them if needed, `symmetrix no` keeps mace-torch.
-   `memory MB` (default 4096, 0: no limit) bounds its working set per rank: local atoms
+   `memory MB` (default 8192, 0: no limit) bounds its working set per rank: local atoms
    are evaluated in chunks, each with its halo, when the estimate exceeds it.
 ------------------------------------------------------------------------- */
 
@@ -103,7 +103,7 @@ class PairMACEPlugin : public Pair {
   struct SymmetrixState;
   SymmetrixState *sym = nullptr;    // set when the route is taken
   std::string symmetrix_request = "auto";
-  double memory_budget_mb = 4096.0;
+  double memory_budget_mb = 8192.0;
   void open_symmetrix();
   void close_symmetrix();
   void compute_symmetrix();

@@ -43,9 +43,12 @@ const char *const BRIDGE = "libmlff2d_symmetrix.so";
 mlff2d_symmetrix_open_t sym_open = nullptr;
 mlff2d_symmetrix_compute_t sym_compute = nullptr;
 mlff2d_symmetrix_close_t sym_close = nullptr;
-// working set of Symmetrix-XL's evaluator per edge (bytes), for the memory budget; an
-// upper estimate from the peak RSS of the GPAW architecture (32 channels, L = 1)
-constexpr double BYTES_PER_EDGE = 2048.0;
+// working sets of Symmetrix-XL's evaluators per neighbour-list entry (bytes), for the memory
+// budget, measured with the GPAW architecture (32 channels, L = 1, float64; 43 entries per atom
+// within r_max + 2 A skin) and rounded up: whole graph ~800 B (peak RSS growth 34 KB/atom),
+// layer by layer ~5.5 KB
+constexpr double WHOLE_BYTES_PER_EDGE = 1024.0;
+constexpr double LAYERED_BYTES_PER_EDGE = 8192.0;
 
 // loads libmlff2d_symmetrix.so from this library's folder once; false with the reason
 bool load_bridge(std::string &why)
@@ -236,13 +239,14 @@ void PairMACEPlugin::compute_symmetrix()
   SymmetrixState &s = *sym;
   const int nlocal = atom->nlocal;
   double **f = atom->f;
-  // chunks: the estimated working set (edges of the local atoms) within the budget
-  long local_edges = 0;
-  for (int i = 0; i < nlocal; ++i) local_edges += list->numneigh[i];
+  // chunks: the estimated working set within the budget. One rank with periodic images
+  // evaluates the whole graph if it fits; otherwise (halo nodes) layer by layer, in chunks.
+  double edges_mb = 0.0;
+  for (int i = 0; i < nlocal; ++i) edges_mb += list->numneigh[i];
+  edges_mb /= 1048576.0;
   int n_chunks = 1;
-  if (memory_budget_mb > 0.0) {
-    const double need = BYTES_PER_EDGE * static_cast<double>(local_edges) / 1048576.0;
-    n_chunks = std::max(1, static_cast<int>(std::ceil(need / memory_budget_mb)));
+  if (memory_budget_mb > 0.0 && !(use_images && WHOLE_BYTES_PER_EDGE * edges_mb <= memory_budget_mb)) {
+    n_chunks = std::max(1, static_cast<int>(std::ceil(LAYERED_BYTES_PER_EDGE * edges_mb / memory_budget_mb)));
     n_chunks = std::min(n_chunks, std::max(nlocal, 1));
   }
   for (int c = 0; c < n_chunks; ++c) {
