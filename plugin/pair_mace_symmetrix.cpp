@@ -112,17 +112,21 @@ void PairMACEPlugin::open_symmetrix()
   void *handle = nullptr;
   double rc = 0.0;
   int z[128], nz = 128;
-  if (why.empty() && load_bridge(why)) {
-    char msg[1024] = "";
-    const char *dt = dtype == torch::kFloat64 ? "float64" : "float32";
-    handle = sym_open(model_paths.front().c_str(), dt, symmetrix_request.c_str(), &rc, z, &nz, msg,
-                      sizeof(msg));
-    why = msg;
-    if (handle && (std::fabs(rc - r_max) > 1e-6 || nz != static_cast<int>(model_z.size()))) {
-      why = fmt::format("its model ({} elements, r_max {} A) is not the TorchScript model's", nz, rc);
-      sym_close(handle);
-      handle = nullptr;
+  // rank 0 first: with `symmetrix yes` it prepares the kernels that the other ranks then load
+  for (int turn = 0; turn < 2; ++turn) {
+    if (why.empty() && (comm->me == 0) == (turn == 0) && load_bridge(why)) {
+      char msg[1024] = "";
+      const char *dt = dtype == torch::kFloat64 ? "float64" : "float32";
+      handle = sym_open(model_paths.front().c_str(), dt, symmetrix_request.c_str(), &rc, z, &nz,
+                        msg, sizeof(msg));
+      why = msg;
     }
+    MPI_Barrier(world);
+  }
+  if (handle && (std::fabs(rc - r_max) > 1e-6 || nz != static_cast<int>(model_z.size()))) {
+    why = fmt::format("its model ({} elements, r_max {} A) is not the TorchScript model's", nz, rc);
+    sym_close(handle);
+    handle = nullptr;
   }
   // every rank takes the same route
   int ok = handle ? 1 : 0, all_ok = 0;
