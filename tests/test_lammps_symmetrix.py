@@ -84,3 +84,25 @@ def test_bad_symmetrix_keyword_is_a_lammps_error(sym_model, cell_and_reference, 
     atoms, _ = cell_and_reference
     with pytest.raises(CalculationFailed, match="symmetrix needs auto, yes or no"):
         _lammps(tmp_path, atoms, sym_model[1], "symmetrix maybe")
+
+
+@pytest.mark.parametrize("nprocs", [1, 2], ids=["1rank", "2ranks-mpi"])
+def test_float32_model_runs_float32_kernels(tmp_path_factory, mace_plugin, tmp_path, nprocs):
+    """A float32 export with float32 kernels: within float32 round-off of the float64 evaluation."""
+    import torch
+
+    from mlff2d.lammps.toymodel import random_mace, save_lammps_model
+    from mlff2d.training.symmetrix import prepare_bundle
+
+    root = tmp_path_factory.getbasetemp() / "lmp_symmetrix32"
+    if not (root / "small.model-lammps.pt").is_file():
+        root.mkdir(exist_ok=True)
+        model = random_mace(channels=4, max_ell=3, correlation=3, r_max=4.0, seed=5, dtype="float32")
+        torch.save(model, root / "small.model")
+        prepare_bundle(root / "small.model", ("float32",))
+        save_lammps_model(model, root / "small.model-lammps.pt")
+    model = torch.load(root / "small.model", weights_only=False)
+    atoms = _cell(6)
+    res, got = _lammps(tmp_path, atoms, root / "small.model-lammps.pt", "", nprocs)
+    assert ROUTE in res.output
+    _assert_same(got, _reference(model.double(), atoms), e_tol=1e-4, f_tol=1e-5, v_tol=1e-4)
