@@ -424,13 +424,7 @@ int PairMACEPlugin::build_graph(bool images)
   auto us = unit_shifts.accessor<double, 2>();
   auto sh = shifts.accessor<double, 2>();
   const double *h = domain->h, *hi = domain->h_inv;
-  const tagint *tag = atom->tag;
-  if (images) {
-    tagint maxtag = 0;
-    for (int i = 0; i < nlocal; ++i) maxtag = std::max(maxtag, tag[i]);
-    tag_to_local.assign(maxtag + 1, -1);
-    for (int i = 0; i < nlocal; ++i) tag_to_local[tag[i]] = i;
-  }
+  if (images) map_tags();
   for (int ii = 0; ii < nlist; ++ii) {
     const int i = ilist[ii];
     if (i >= nall || node_of[i] < 0) continue;
@@ -448,9 +442,7 @@ int PairMACEPlugin::build_graph(bool images)
         ei[1][e] = j;
       } else {
         // ghost neighbour -> its owner plus an integer shift of cell vectors
-        const tagint t = tag[j];
-        const int jl = (t >= 0 && t < static_cast<tagint>(tag_to_local.size())) ? tag_to_local[t] : -1;
-        if (jl < 0) error->one(FLERR, "pair_style mace: ghost atom {} has no local owner", t);
+        const int jl = owner(j);
         ei[1][e] = jl;
         const double sx = x[j][0] - x[jl][0], sy = x[j][1] - x[jl][1], sz = x[j][2] - x[jl][2];
         const double na = std::round(hi[0] * sx + hi[5] * sy + hi[4] * sz);
@@ -494,6 +486,25 @@ int PairMACEPlugin::build_graph(bool images)
   batch = torch::zeros({n_nodes}, torch::TensorOptions().dtype(torch::kInt64));
   ptr = torch::tensor({int64_t(0), int64_t(n_nodes)}, torch::TensorOptions().dtype(torch::kInt64));
   return n_nodes;
+}
+
+// tag -> index of the owned atom (periodic-image layout), for owner()
+void PairMACEPlugin::map_tags()
+{
+  const tagint *tag = atom->tag;
+  tagint maxtag = 0;
+  for (int i = 0; i < atom->nlocal; ++i) maxtag = std::max(maxtag, tag[i]);
+  tag_to_local.assign(maxtag + 1, -1);
+  for (int i = 0; i < atom->nlocal; ++i) tag_to_local[tag[i]] = i;
+}
+
+// the local atom whose image atom j is
+int PairMACEPlugin::owner(int j)
+{
+  const tagint t = atom->tag[j];
+  const int o = (t >= 0 && t < static_cast<tagint>(tag_to_local.size())) ? tag_to_local[t] : -1;
+  if (o < 0) error->one(FLERR, "pair_style mace: ghost atom {} has no local owner", t);
+  return o;
 }
 
 /* ----------------------------------------------------------------------

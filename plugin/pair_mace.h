@@ -92,6 +92,8 @@ class PairMACEPlugin : public Pair {
   void load_committee(const std::vector<std::string> &paths);
   static std::string element_list(const std::vector<int64_t> &z);    // "W Se"
   int build_graph(bool images);
+  void map_tags();
+  int owner(int j);
   GraphInputs graph_inputs();
   c10::impl::GenericDict evaluate(int member, const GraphInputs &in);
   void accumulate(int member, double weight, bool committee, int n_nodes,

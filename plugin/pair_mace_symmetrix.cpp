@@ -94,7 +94,6 @@ struct PairMACEPlugin::SymmetrixState {
   // the graph of one chunk
   std::vector<int> node_atom, node_of, rep, node_types, num_neigh, neigh_index, neigh_types, neigh_atom;
   std::vector<double> xyz, r, energies, forces;
-  std::vector<int> tag_to_local;
   long n_chunks = 0;
 };
 
@@ -172,17 +171,9 @@ int PairMACEPlugin::symmetrix_graph(int c0, int c1)
   const double rc2 = r_max * r_max;
   // the node that stands for atom j: its owner (periodic images) or itself (domain)
   if (use_images) {
-    const tagint *tag = atom->tag;
-    tagint maxtag = 0;
-    for (int i = 0; i < nlocal; ++i) maxtag = std::max(maxtag, tag[i]);
-    s.tag_to_local.assign(maxtag + 1, -1);
-    for (int i = 0; i < nlocal; ++i) s.tag_to_local[tag[i]] = i;
+    map_tags();
     s.rep.resize(nall);
-    for (int j = 0; j < nall; ++j) {
-      const int o = tag[j] <= maxtag ? s.tag_to_local[tag[j]] : -1;
-      if (o < 0) error->one(FLERR, "pair_style mace: ghost atom {} has no local owner", tag[j]);
-      s.rep[j] = o;
-    }
+    for (int j = 0; j < nall; ++j) s.rep[j] = owner(j);
   }
   auto rep = [&](int j) { return use_images ? s.rep[j] : j; };
   auto within = [&](int i, int j) {
