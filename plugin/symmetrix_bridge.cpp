@@ -75,6 +75,15 @@ bool copy_doubles(PyObject *obj, double *out, Py_ssize_t n)
 // starts an interpreter if the process has none; false with the reason
 bool ensure_interpreter(std::string &why)
 {
+  // a Python executable with libpython linked in statically (Debian's /usr/bin/python3) runs
+  // its own interpreter, which this library's libpython cannot share
+  using query_t = int (*)();
+  auto running = reinterpret_cast<query_t>(dlsym(RTLD_DEFAULT, "Py_IsInitialized"));
+  if (running && running != &Py_IsInitialized && running()) {
+    why = "this Python process has its own libpython, not " + std::string(MLFF2D_LIBPYTHON) +
+        " (run lmp, or a Python built with --enable-shared)";
+    return false;
+  }
   if (Py_IsInitialized()) return true;
   // extension modules (numpy, symmetrix) take the C API from the global scope
   if (!dlopen(MLFF2D_LIBPYTHON, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) {

@@ -106,3 +106,24 @@ def test_float32_model_runs_float32_kernels(tmp_path_factory, mace_plugin, tmp_p
     res, got = _lammps(tmp_path, atoms, root / "small.model-lammps.pt", "", nprocs)
     assert ROUTE in res.output
     _assert_same(got, _reference(model.double(), atoms), e_tol=1e-4, f_tol=1e-5, v_tol=1e-4)
+
+
+def test_route_inside_a_python_process(sym_model, cell_and_reference, tmp_path):
+    """lammps.lammps() in this interpreter: the bridge uses it (no second interpreter)."""
+    from mlff2d.lammps.run import write_data
+    from mlff2d.lammpslib import new_lammps
+
+    atoms, ref = cell_and_reference
+    write_data(atoms, tmp_path / "cell.data", ["W", "Se"])
+    lmp = new_lammps(["-log", str(tmp_path / "log.lammps")])
+    try:
+        for line in ("units metal", "atom_style atomic", f"read_data {tmp_path / 'cell.data'}"):
+            lmp.command(line)
+        lmp.command("pair_style mace")
+        lmp.command(f"pair_coeff * * {sym_model[1]} W Se")
+        lmp.command("run 0")
+        energy = lmp.get_thermo("pe")
+    finally:
+        lmp.close()
+    assert ROUTE in (tmp_path / "log.lammps").read_text()
+    assert abs(energy - ref["energy"]) <= 1e-6
