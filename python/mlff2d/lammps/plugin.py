@@ -15,6 +15,8 @@ from pathlib import Path
 PLUGIN_NAME = "maceplugin.so"
 #: the pair style itself, with libtorch, opened by ``maceplugin.so`` from the same folder.
 PAIR_LIBRARY = "libmlff2d_pair_mace.so"
+#: the Python bridge of the Symmetrix-XL route, built only where Python.h and libpython are found.
+BRIDGE_LIBRARY = "libmlff2d_symmetrix.so"
 
 
 def _candidates() -> list[Path]:
@@ -76,7 +78,8 @@ def plugin_is_stale() -> bool:
     libs = [repo / "build" / "plugin" / name for name in (PLUGIN_NAME, PAIR_LIBRARY)]
     if not all(lib.is_file() for lib in libs):
         return True
-    built = max(lib.stat().st_mtime for lib in libs)
+    bridge = repo / "build" / "plugin" / BRIDGE_LIBRARY
+    built = max(lib.stat().st_mtime for lib in [*libs, bridge] if lib.is_file())
     sources = [repo / "CMakeLists.txt", *sorted((repo / "plugin").glob("*"))]
     return any(s.is_file() and s.stat().st_mtime > built for s in sources)
 
