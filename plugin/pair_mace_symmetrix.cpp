@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <dlfcn.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -111,6 +112,8 @@ void PairMACEPlugin::open_symmetrix()
   void *handle = nullptr;
   double rc = 0.0;
   int z[128], nz = 128;
+  // Symmetrix's OpenMP threads: LAMMPS's thread count (OMP_NUM_THREADS, else 1), as for torch
+  setenv("OMP_NUM_THREADS", std::to_string(std::max(comm->nthreads, 1)).c_str(), 0);
   // rank 0 first: with `symmetrix yes` it prepares the kernels that the other ranks then load
   for (int turn = 0; turn < 2; ++turn) {
     if (why.empty() && (comm->me == 0) == (turn == 0) && load_bridge(why)) {
