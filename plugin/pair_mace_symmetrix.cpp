@@ -125,7 +125,15 @@ void PairMACEPlugin::open_symmetrix()
     }
     MPI_Barrier(world);
   }
-  if (handle && (std::fabs(rc - r_max) > 1e-6 || nz != static_cast<int>(model_z.size()))) {
+  // LAMMPS type -> Symmetrix type index, by atomic number
+  std::vector<int> type_of(atom->ntypes + 1, 0);
+  bool same = handle && std::fabs(rc - r_max) < 1e-6 && nz == static_cast<int>(model_z.size());
+  for (int t = 1; same && t <= atom->ntypes; ++t) {
+    const int *k = std::find(z, z + nz, static_cast<int>(model_z[type_to_index[t]]));
+    same = k != z + nz;
+    if (same) type_of[t] = static_cast<int>(k - z);
+  }
+  if (handle && !same) {
     why = fmt::format("its model ({} elements, r_max {} A) is not the TorchScript model's", nz, rc);
     sym_close(handle);
     handle = nullptr;
@@ -146,10 +154,7 @@ void PairMACEPlugin::open_symmetrix()
   }
   sym = new SymmetrixState;
   sym->handle = handle;
-  sym->type_of.assign(atom->ntypes + 1, 0);
-  for (int t = 1; t <= atom->ntypes; ++t)
-    for (int k = 0; k < nz; ++k)
-      if (z[k] == model_z[type_to_index[t]]) sym->type_of[t] = k;
+  sym->type_of = type_of;
   if (comm->me == 0) utils::logmesg(lmp, "pair_style mace: Symmetrix-XL route ({})\n", why);
 }
 
