@@ -212,3 +212,26 @@ def test_dataset_options_come_from_settings(tmp_path, capsys):
             assert defaults[f.name] == f.default, f.name
     assert main(["dataset", str(tmp_path / "missing.yaml"), "-o", str(tmp_path / "o")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_group_weight_is_the_loss_weight_of_its_structures(tmp_path):
+    """A group's ``weight`` becomes each of its structures' ``config_weight`` in the split files,
+    which mace-torch reads as the structure's loss weight; changing it relabels nothing."""
+    from ase.io import read
+    from mace.data.utils import config_from_atoms
+
+    plain = {"count": 3, "supercells": [[2, 2]], "rattle": [0.01, 0.05]}
+    recipe = tmp_path / "r.yaml"
+    spec = {"name": "t", "calculator": "sw", "seed": 1, "split": {"train": 1.0, "valid": 0.0, "test": 0.0}}
+    recipe.write_text(yaml.safe_dump({**spec, "groups": [plain, {**plain, "defect": "V_Se", "weight": 4.0}]}))
+    out = tmp_path / "ds"
+    assert build_dataset(recipe, out, progress=False)["computed_now"] == 6
+    frames = read(out / "train.extxyz", ":")
+    weights = sorted(config_from_atoms(a).weight for a in frames)
+    assert weights == [1.0] * 3 + [4.0] * 3
+    assert all((a.info.get("config_weight") == 4.0) == (a.info["config_type"] == "V_Se") for a in frames)
+    recipe.write_text(yaml.safe_dump({**spec, "groups": [plain, {**plain, "defect": "V_Se", "weight": 2.0}]}))
+    res = build_dataset(recipe, out, progress=False)
+    assert res["computed_now"] == 0
+    frames = read(out / "train.extxyz", ":")
+    assert sorted(a.info.get("config_weight", 1.0) for a in frames) == [1.0] * 3 + [2.0] * 3

@@ -70,6 +70,9 @@ class Group:
         MD temperature (K), ``kind: md`` only.
     interval
         MD steps (1 fs) between snapshots, ``kind: md`` only.
+    weight
+        Loss weight of the group's structures in training (mace-torch's per-structure
+        ``config_weight``, multiplied with its ``config_type_weights``); 1 adds nothing.
     """
 
     count: int
@@ -81,6 +84,7 @@ class Group:
     rattle: list[float] = field(default_factory=lambda: [0.0, 0.0])
     temperature: float = 300.0
     interval: int = 20
+    weight: float = 1.0
 
 
 @dataclass
@@ -106,6 +110,8 @@ class Recipe:
                 )
             if g.count < 1:
                 raise ConfigError(f"recipe '{self.name}': group count must be ≥ 1")
+            if not g.weight > 0:
+                raise ConfigError(f"recipe '{self.name}': group weight {g.weight} must be > 0")
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -196,6 +202,9 @@ def generate(recipe: Recipe) -> list[tuple[str, Atoms]]:
     out: list[tuple[str, Atoms]] = []
     for group in recipe.groups:
         structs = GENERATORS[group.kind](recipe, group, rng)
+        if group.weight != 1.0:
+            for atoms in structs:
+                atoms.info["config_weight"] = group.weight
         n = len(structs)
         n_valid = int(round(frac[1] * n))
         n_test = int(round(frac[2] * n))
@@ -215,7 +224,11 @@ def generate_cached(recipe: Recipe, path: Path) -> list[tuple[str, Atoms]]:
     """
     from ase.io import read
 
-    rhash = hashlib.sha256(json.dumps(to_dict(recipe), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    rdict = to_dict(recipe)
+    for g in rdict["groups"]:  # recipes without weights keep their hash (and their cached structures)
+        if g.get("weight") == 1.0:
+            del g["weight"]
+    rhash = hashlib.sha256(json.dumps(rdict, sort_keys=True, default=str).encode()).hexdigest()[:16]
     if path.is_file():
         frames = read(path, index=":", format="extxyz")
         if frames and all(a.info.get("recipe_hash") == rhash for a in frames):
@@ -300,9 +313,12 @@ def build_dataset(
     with rec.timer("label"):
         report = label_structures([a for _, a in items], labeller, lstore, progress=progress, compute=label)
     frames: dict[str, list[Atoms]] = {s: [] for s in SPLITS}
-    for (split, _), key in zip(items, report.keys, strict=True):
+    for (split, atoms), key in zip(items, report.keys, strict=True):
         if lstore.status(key) == "done":
-            frames[split].append(lstore.read(key))
+            frame = lstore.read(key)
+            if "config_weight" in atoms.info:  # a recipe setting, not a label: not in the store
+                frame.info["config_weight"] = atoms.info["config_weight"]
+            frames[split].append(frame)
     counts: dict[str, dict[str, int]] = {}
     for split in SPLITS:
         with atomic_path(outdir / f"{split}.extxyz") as tmp:
