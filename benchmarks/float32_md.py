@@ -13,6 +13,10 @@ float32``) and run through ``pair_style mace`` (the plugin) on the N x N V_Se WS
    the same restart file (same positions and velocities). Drift = slope of a linear fit of the total
    energy (meV/atom/ps), fluctuation = standard deviation about that fit (meV/atom), and the time per
    MD step float32 / float64 (LAMMPS loop time and the plugin's own model-call time).
+3. **The stages that stay float64** (ASE, ``mlff2d.training.calculator.calculator(dtype=...)``):
+   relaxation of the unit cell (fmax 1e-4 eV/Å with the in-plane cell) and of the V_Se cell
+   (2e-3 eV/Å), and harmonic phonon bands (Γ-M-K-Γ, 0.01 Å displacements) of a 6 x 6 supercell,
+   float32 against float64.
 
 The model: ``--model`` (a mace-torch ``*.model``), else the run in ``$MLFF2D_QUICK_MODEL_RUN``, else
 the demo's ``runs/demo/model`` (``make demo``); with none of them the benchmark writes a JSON that
@@ -20,6 +24,7 @@ says so and exits 0. One thread (``OMP_NUM_THREADS=1``), one process at a time.
 
     python benchmarks/float32_md.py --output runs/bench/float32_md.json [--quick]
     python benchmarks/float32_md.py --model runs/gpaw/model/wse2_gpaw.model --temps 300 --dts 1
+    python benchmarks/float32_md.py --parts static      # only part 3, parts 1-2 kept from --output
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import numpy as np
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
 DTYPES = ("float64", "float32")
+PARTS = ("md", "speed", "forces", "static")
 
 RUN0_INPUT = """
 units           metal
@@ -87,7 +93,7 @@ def run0(atoms, model: Path, elements: list[str], work: Path, tag: str) -> dict[
 
     write_data(atoms, work / f"{tag}.data", elements)
     (work / "in.run0").write_text(RUN0_INPUT)
-    variables = {"data": f"{tag}.data", "model": model, "prefix": f"{tag}_"}
+    variables = {"data": f"{tag}.data", "model": Path(model).resolve(), "prefix": f"{tag}_"}
     run_lammps("in.run0", variables, cwd=work, log=f"{tag}.log", timeout=600)
     (run,) = read_thermo(work / f"{tag}.log")
     p = [run[f"c_vir[{i}]"][0] for i in range(1, 7)]  # xx yy zz xy xz yz (bar)
@@ -101,18 +107,72 @@ def run0(atoms, model: Path, elements: list[str], work: Path, tag: str) -> dict[
 
 def ase_eval(atoms, model: Path, dtype: str) -> dict[str, np.ndarray]:
     """Energy, forces and virial of mace-torch's ``MACECalculator`` in ``dtype``."""
-    import warnings
+    from mlff2d.training.calculator import calculator
 
-    from mace.calculators import MACECalculator
-
-    warnings.filterwarnings("ignore", category=UserWarning)  # torch.load weights_only notice
     a = atoms.copy()
-    a.calc = MACECalculator(model_paths=str(model), device="cpu", default_dtype=dtype)
+    a.calc = calculator(model, "cpu", dtype)
     return {
         "energy": float(a.get_potential_energy()),
         "forces": a.get_forces(),
         "virial": -a.get_stress(voigt=False) * a.get_volume(),
     }
+
+
+def phonon_bands(model: Path, unit, n: int, dtype: str) -> np.ndarray:
+    """Harmonic frequencies (THz) along Γ-M-K-Γ of ``unit`` in an n x n supercell (0.01 Å displacements)."""
+    from mlff2d.phonons.core import band_path, make_phonopy, produce_force_constants
+    from mlff2d.phonons.engines.calculator import ASEEngine
+    from mlff2d.training.calculator import calculator
+
+    phonon = make_phonopy(unit, (n, n))
+    produce_force_constants(phonon, ASEEngine(calculator(model, "cpu", dtype)), None, progress=False)
+    return band_path(phonon, npoints=21).frequencies
+
+
+def relaxed(atoms, model: Path, dtype: str, fmax: float, cell: bool) -> tuple[object | None, str]:
+    """``mlff2d.phonons.core.relax`` in ``dtype``: the structure, or None and the reason it failed."""
+    from mlff2d.errors import CalculationFailed
+    from mlff2d.phonons.core import relax
+    from mlff2d.training.calculator import calculator
+
+    try:
+        return relax(atoms, calculator(model, "cpu", dtype), fmax=fmax, cell=cell, steps=1000), "converged"
+    except CalculationFailed as exc:
+        return None, str(exc)
+
+
+def static_checks(model: Path, defect_cell, n_phonon: int) -> dict:
+    """float32 in the stages that stay float64: cell relaxation, harmonic phonons, defect relaxation.
+
+    The pristine unit cell is relaxed (positions and in-plane cell, fmax 1e-4 eV/Å, the default of
+    ``mlff2d phonons``) in both precisions; the float64 cell then gives the phonon bands of an
+    ``n_phonon`` x ``n_phonon`` supercell in both precisions; the V_Se cell is relaxed (positions,
+    2e-3 eV/Å, the defect default) in both precisions from the same start.
+    """
+    from mlff2d.structures import monolayer
+
+    out: dict = {}
+    unit = {d: relaxed(monolayer("WSe2"), model, d, 1e-4, True) for d in DTYPES}
+    out["unit_cell_relax_1e-4"] = {d: unit[d][1] for d in DTYPES}
+    if unit["float32"][0] is not None:
+        a32, a64 = (unit[d][0].cell.cellpar()[0] for d in DTYPES)
+        out["lattice_constant_diff_A"] = float(abs(a32 - a64))
+    f = {d: phonon_bands(model, unit["float64"][0], n_phonon, d) for d in DTYPES}
+    out |= {
+        "phonon_supercell": f"{n_phonon}x{n_phonon}",
+        "phonon_max_dfreq_THz": float(np.abs(f["float32"] - f["float64"]).max()),
+        "phonon_max_freq_THz": float(f["float64"].max()),
+    }
+    defect = {d: relaxed(defect_cell, model, d, 2e-3, False) for d in DTYPES}
+    out["defect_relax_2e-3"] = {d: defect[d][1] for d in DTYPES}
+    if all(defect[d][0] is not None for d in DTYPES):
+        from ase.geometry import find_mic
+
+        r32, r64 = (defect[d][0] for d in DTYPES)
+        _, dr = find_mic(r32.positions - r64.positions, r64.cell, r64.pbc)
+        out["defect_relaxed_max_dr_A"] = float(dr.max())
+    print(f"  static: {json.dumps(out)}", flush=True)
+    return out
 
 
 def difference(lo: dict, hi: dict, natoms: int) -> dict[str, float]:
@@ -162,7 +222,7 @@ def md_pair(models: dict[str, Path], data: Path, work: Path, temp: float, dt: fl
     restart = work / f"{tag}_float64_equilibrated.restart"
     for dtype in DTYPES:
         prefix = f"{tag}_{dtype}_"
-        v = common | {"model": models[dtype], "prefix": prefix, "equil": args.equil}
+        v = common | {"model": models[dtype].resolve(), "prefix": prefix, "equil": args.equil}
         if dtype != "float64":
             v["restart"] = restart.resolve()
         res = run_lammps(
@@ -174,12 +234,30 @@ def md_pair(models: dict[str, Path], data: Path, work: Path, temp: float, dt: fl
         mt = res.mace_timings()
         if mt:
             stats["model_ms"] = 1e3 * mt[-1]["model"] / max(mt[-1]["evaluations"], 1)
-        row[dtype] = {k: round(x, 6) for k, x in stats.items()}
+        row[dtype] = {k: float(f"{x:.4g}") for k, x in stats.items()}
         print(f"  NVE {tag} {dtype}: {json.dumps(row[dtype])}", flush=True)
     row["speed_ratio_f32_f64"] = round(row["float32"]["ms_per_step"] / row["float64"]["ms_per_step"], 3)
     if "model_ms" in row["float32"]:
         row["model_ratio_f32_f64"] = round(row["float32"]["model_ms"] / row["float64"]["model_ms"], 3)
     return row
+
+
+def speed(models: dict[str, Path], data: Path, work: Path, repeats: int, steps: int) -> dict:
+    """ms per MD step of each precision (``in.bench``), alternating, fastest of ``repeats`` kept."""
+    from lammps_plugin import lammps_ms  # benchmarks/lammps_plugin.py, same folder
+
+    best = dict.fromkeys(DTYPES, float("inf"))
+    model_best = dict.fromkeys(DTYPES, float("inf"))
+    for _ in range(repeats):
+        for dtype in DTYPES:
+            res = lammps_ms(work, data, "mace", models[dtype], steps, 1)
+            best[dtype] = min(best[dtype], res["ms_per_step"])
+            model_best[dtype] = min(model_best[dtype], res.get("model_ms", float("inf")))
+    out = {f"{d}_ms_per_step": round(best[d], 2) for d in DTYPES}
+    out |= {"steps": steps, "repeats": repeats, "f32_over_f64": round(best["float32"] / best["float64"], 3)}
+    out["f32_over_f64_model_call"] = round(model_best["float32"] / model_best["float64"], 3)
+    print(f"  speed: {json.dumps(out)}", flush=True)
+    return out
 
 
 def last_frame(work: Path, tag: str, template):
@@ -215,14 +293,14 @@ def force_errors(
     return rows
 
 
-def markdown(force_rows: list[dict], md_rows: list[dict]) -> str:
-    """The two tables of the README."""
+def markdown(result: dict) -> str:
+    """The tables of the README: force errors, NVE runs, the float64-only stages."""
     out = [
         "| structure | atoms | max / RMS dF, plugin (meV/Å) | dE (meV/atom) | max dW (meV/atom) "
         "| max / RMS dF, ASE (meV/Å) | RMS F (meV/Å) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for r in force_rows:
+    for r in result.get("force_errors", []):
         lm, ase = r["lammps"], r.get("ase")
         ase_txt = f"{ase['dF_max_meV_A']:.2g} / {ase['dF_rms_meV_A']:.2g}" if ase else "–"
         out.append(
@@ -236,7 +314,7 @@ def markdown(force_rows: list[dict], md_rows: list[dict]) -> str:
         "| T mean (K) | ms/step f64 / f32 | f32/f64 step (model call) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for r in md_rows:
+    for r in result.get("nve", []):
         a, b = r["float64"], r["float32"]
         out.append(
             f"| {r['T_K']:g} | {r['dt_fs']:g} | {a['length_ps']:.1f} "
@@ -245,37 +323,95 @@ def markdown(force_rows: list[dict], md_rows: list[dict]) -> str:
             f"| {a['ms_per_step']:.1f} / {b['ms_per_step']:.1f} "
             f"| {r['speed_ratio_f32_f64']:.2f} ({r.get('model_ratio_f32_f64', float('nan')):.2f}) |"
         )
+    if "speed" in result:
+        sp = result["speed"]
+        out += [
+            "",
+            f"MD step, fastest of {sp['repeats']} alternating runs of {sp['steps']} steps: float64 "
+            f"{sp['float64_ms_per_step']} ms, float32 {sp['float32_ms_per_step']} ms "
+            f"(float32/float64 {sp['f32_over_f64']}; model call {sp['f32_over_f64_model_call']}).",
+        ]
+    if "static" in result:
+        out += ["", "| float64 stage, float32 instead | value |", "|---|---|"]
+        for k, v in result["static"].items():
+            txt = ", ".join(f"{a}: {b}" for a, b in v.items()) if isinstance(v, dict) else v
+            out.append(f"| {k} | {txt:.3g} |" if isinstance(v, float) else f"| {k} | {txt} |")
     return "\n".join(out)
 
 
-def headline(force_rows: list[dict], md_rows: list[dict]) -> dict[str, float]:
-    """Worst cases over the structures and MD runs."""
-    h = {
-        "f32_dF_max_meV_A": max(r["lammps"]["dF_max_meV_A"] for r in force_rows),
-        "f32_dE_max_meV_atom": max(r["lammps"]["dE_meV_atom"] for r in force_rows),
-        "f32_dvirial_max_meV_atom": max(r["lammps"]["dvirial_max_meV_atom"] for r in force_rows),
-    }
-    for dtype, short in (("float64", "f64"), ("float32", "f32")):
-        h[f"{short}_abs_drift_max_meV_atom_ps"] = max(abs(r[dtype]["drift_meV_atom_ps"]) for r in md_rows)
-    h["f32_over_f64_step_time_median"] = float(np.median([r["speed_ratio_f32_f64"] for r in md_rows]))
-    return {k: round(float(v), 6) for k, v in h.items()}
+def headline(result: dict) -> dict[str, float]:
+    """Worst cases over the structures and MD runs; the phonon frequency error."""
+    h: dict[str, float] = {}
+    force_rows, md_rows = result.get("force_errors"), result.get("nve")
+    if force_rows:
+        for key in ("dF_max_meV_A", "dE_meV_atom", "dvirial_max_meV_atom"):
+            h[f"f32_{key}"] = max(r["lammps"][key] for r in force_rows)
+    if md_rows:
+        for dtype, short in (("float64", "f64"), ("float32", "f32")):
+            h[f"{short}_abs_drift_max_meV_atom_ps"] = max(abs(r[dtype]["drift_meV_atom_ps"]) for r in md_rows)
+        h["f32_over_f64_step_time_median_nve"] = float(np.median([r["speed_ratio_f32_f64"] for r in md_rows]))
+    if "speed" in result:
+        h["f32_over_f64_step_time"] = result["speed"]["f32_over_f64"]
+    if "static" in result:
+        h["f32_phonon_max_dfreq_THz"] = result["static"]["phonon_max_dfreq_THz"]
+    return {k: float(f"{v:.4g}") for k, v in h.items()}
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--output", type=Path, default=Path("runs/bench/float32_md.json"))
-    ap.add_argument("--quick", action="store_true", help="4x4 V_Se, 600 K, 2 fs, 100 NVE steps")
+    ap.add_argument("--quick", action="store_true", help="4x4 V_Se, 600 K, 2 fs, 100 NVE steps, 3x3 phonons")
     ap.add_argument("--model", type=Path, default=None, help="mace-torch *.model (default: see above)")
     ap.add_argument("--n", type=int, default=12, help="N of the N x N V_Se cell (12: 431 atoms)")
     ap.add_argument("--temps", type=float, nargs="+", default=[300.0, 600.0], help="K")
     ap.add_argument("--dts", type=float, nargs="+", default=[1.0, 2.0], help="fs")
     ap.add_argument("--equil", type=int, default=500, help="Langevin steps (float64) before NVE")
     ap.add_argument("--steps", type=int, default=2000, help="NVE steps per run")
+    ap.add_argument("--phonon-supercell", type=int, default=6, help="N of the N x N phonon supercell")
     ap.add_argument("--no-ase", dest="ase", action="store_false", help="skip MACECalculator")
+    ap.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=list(PARTS),
+        help="what to measure (forces needs the md part's last frame); the other parts are kept "
+        "from an existing --output of the same model",
+    )
     args = ap.parse_args()
     if args.quick:
         args.n, args.temps, args.dts, args.equil, args.steps = 4, [600.0], [2.0], 20, 100
+        args.phonon_supercell = 3
     return args
+
+
+def measure(args, model: Path, work: Path, result: dict) -> None:
+    """Run the requested parts into ``result`` (keys ``nve``, ``force_errors``, ``static``)."""
+    from mlff2d.lammps.run import write_data
+    from mlff2d.structures import make_defect, monolayer, supercell
+
+    cell = make_defect(supercell(monolayer("WSe2"), args.n, args.n), "V_Se")
+    result["cell"] = f"{args.n}x{args.n} V_Se WSe2, {len(cell)} atoms"
+    if {"md", "speed", "forces"} & set(args.parts):
+        models = export_both(model, work)
+        data = work / f"v_se_{args.n}.data"
+        elements = write_data(cell, data, ["W", "Se"])
+    if "md" in args.parts:
+        result["nve"] = [md_pair(models, data, work, t, dt, args) for t in args.temps for dt in args.dts]
+        result["equil_steps"] = args.equil
+    if "speed" in args.parts:
+        result["speed"] = speed(models, data, work, 2 if args.quick else 3, 20 if args.quick else 100)
+    if "forces" in args.parts:
+        rattled = cell.copy()
+        rattled.rattle(0.05, seed=1)
+        hot = f"T{max(args.temps):g}_dt{min(args.dts):g}"
+        structures = {
+            "ideal": cell,
+            "rattled_0.05A": rattled,
+            f"md_{max(args.temps):g}K": last_frame(work, hot, cell),
+        }
+        result["force_errors"] = force_errors(models, model, structures, work, elements, args.ase)
+    if "static" in args.parts:
+        result["static"] = static_checks(model, cell, args.phonon_supercell)
 
 
 def main() -> int:
@@ -289,38 +425,21 @@ def main() -> int:
         print(result["skipped"])
         args.output.write_text(json.dumps(result | {"headline": {}}, indent=1))
         return 0
-
-    from mlff2d.lammps.run import write_data
-    from mlff2d.structures import make_defect, monolayer, supercell
-
-    models = export_both(model, work)
-    cell = make_defect(supercell(monolayer("WSe2"), args.n, args.n), "V_Se")
-    data = work / f"v_se_{args.n}.data"
-    elements = write_data(cell, data, ["W", "Se"])
-    md_rows = [md_pair(models, data, work, t, dt, args) for t in args.temps for dt in args.dts]
-    hot = f"T{max(args.temps):g}_dt{min(args.dts):g}"
-    rattled = cell.copy()
-    rattled.rattle(0.05, seed=1)
-    structures = {
-        "ideal": cell,
-        "rattled_0.05A": rattled,
-        f"md_{max(args.temps):g}K": last_frame(work, hot, cell),
-    }
-    force_rows = force_errors(models, model, structures, work, elements, args.ase)
+    if set(args.parts) != set(PARTS) and args.output.is_file():
+        old = json.loads(args.output.read_text())
+        if old.get("model") == str(model):
+            result = old
+    measure(args, model, work, result)
 
     import torch
 
     result |= {
         "model": str(model),
-        "cell": f"{args.n}x{args.n} V_Se WSe2, {len(cell)} atoms",
-        "equil_steps": args.equil,
         "load_average": os.getloadavg(),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
-        "force_errors": force_rows,
-        "nve": md_rows,
-        "headline": headline(force_rows, md_rows),
-        "markdown": markdown(force_rows, md_rows),
     }
+    result["headline"] = headline(result)
+    result["markdown"] = markdown(result)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1))
     print(result["markdown"])
