@@ -367,6 +367,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--dts", type=float, nargs="+", default=[1.0, 2.0], help="fs")
     ap.add_argument("--equil", type=int, default=500, help="Langevin steps (float64) before NVE")
     ap.add_argument("--steps", type=int, default=2000, help="NVE steps per run")
+    ap.add_argument("--speed-steps", type=int, default=100, help="MD steps per timed run (speed part)")
+    ap.add_argument("--speed-repeats", type=int, default=3, help="alternating timed runs per precision")
     ap.add_argument("--phonon-supercell", type=int, default=6, help="N of the N x N phonon supercell")
     ap.add_argument("--no-ase", dest="ase", action="store_false", help="skip MACECalculator")
     ap.add_argument(
@@ -380,7 +382,7 @@ def parse_args() -> argparse.Namespace:
     args = ap.parse_args()
     if args.quick:
         args.n, args.temps, args.dts, args.equil, args.steps = 4, [600.0], [2.0], 20, 100
-        args.phonon_supercell = 3
+        args.phonon_supercell, args.speed_steps, args.speed_repeats = 3, 20, 2
     return args
 
 
@@ -399,7 +401,7 @@ def measure(args, model: Path, work: Path, result: dict) -> None:
         result["nve"] = [md_pair(models, data, work, t, dt, args) for t in args.temps for dt in args.dts]
         result["equil_steps"] = args.equil
     if "speed" in args.parts:
-        result["speed"] = speed(models, data, work, 2 if args.quick else 3, 20 if args.quick else 100)
+        result["speed"] = speed(models, data, work, args.speed_repeats, args.speed_steps)
     if "forces" in args.parts:
         rattled = cell.copy()
         rattled.rattle(0.05, seed=1)
