@@ -418,7 +418,7 @@ def measure(args, model: Path, work: Path, result: dict) -> None:
 
 def main() -> int:
     args = parse_args()
-    work = args.output.parent / "float32_md_work"
+    work = args.output.parent / f"{args.output.stem}_work"
     work.mkdir(parents=True, exist_ok=True)
     model = find_model(args.model)
     result: dict = {"benchmark": "float32_md", "threads": 1}
