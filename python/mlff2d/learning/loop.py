@@ -473,8 +473,7 @@ def _write_frames(path: Path, frames: list[Atoms]) -> None:
     write(buf, frames, format="extxyz")
     if path.is_file() and path.read_text() == buf.getvalue():
         return
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
 
 
 def plot_learning_curve(history: list[dict[str, Any]], threshold: float, path: Path) -> Path:
