@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,6 +272,15 @@ def label_timings(frames: list[Atoms]) -> dict[str, Any]:
     return {"total_wall_s": round(float(total), 1), "per_size": per}
 
 
+def count_config_types(frames: Sequence[Atoms]) -> dict[str, int]:
+    """Frames per ``config_type`` (``?`` for frames without one), sorted by name."""
+    out: dict[str, int] = {}
+    for f in frames:
+        key = str(f.info.get("config_type", "?"))
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
+
+
 def build_dataset(
     recipe_path: str | Path,
     outdir: str | Path,
@@ -323,10 +332,7 @@ def build_dataset(
     for split in SPLITS:
         with atomic_path(outdir / f"{split}.extxyz") as tmp:
             write(tmp, frames[split], format="extxyz")
-        ct: dict[str, int] = {}
-        for a in frames[split]:
-            ct[a.info.get("config_type", "?")] = ct.get(a.info.get("config_type", "?"), 0) + 1
-        counts[split] = ct
+        counts[split] = count_config_types(frames[split])
     results = {
         "n_structures": len(items),
         "n_labelled": sum(len(v) for v in frames.values()),

@@ -256,12 +256,3 @@ def sigma_of(frames: Sequence[Atoms], calc: Any) -> list[float]:
         work.calc = calc
         out.append(float(np.max(calc.get_property("forces_std", work))))
     return out
-
-
-def count_types(frames: Sequence[Atoms]) -> dict[str, int]:
-    """Frames per ``config_type``."""
-    out: dict[str, int] = {}
-    for f in frames:
-        key = str(f.info.get("config_type", "?"))
-        out[key] = out.get(key, 0) + 1
-    return dict(sorted(out.items()))

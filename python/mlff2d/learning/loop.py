@@ -39,12 +39,12 @@ from ase import Atoms
 
 from mlff2d.config import load_yaml, to_dict
 from mlff2d.errors import InputError
+from mlff2d.labeling.dataset import count_config_types
 from mlff2d.learning.explore import (
     PRISTINE,
     build_cell,
     committee_md,
     committee_md_lammps,
-    count_types,
     select_frames,
     sigma_of,
 )
@@ -249,7 +249,7 @@ class Iteration:
         target_max = float(max(explore["target"]))
         rec: dict[str, Any] = {
             "iteration": self.index,
-            "train": {"n": len(train_frames), "config_types": count_types(train_frames)},
+            "train": {"n": len(train_frames), "config_types": count_config_types(train_frames)},
             "committee": {"folder": f"{self.folder.name}/committee", "test": _compact(committee.test)},
             "holdout": metrics,
             "target": {"sigma_max": target_max, "sigma_per_frame": explore["target"]},
@@ -355,7 +355,7 @@ class Iteration:
             "frames": len(candidates),
             "above_threshold": sum(v > self.recipe.threshold for v in sigma),
             "sigma_max": max(sigma, default=0.0),
-            "config_types": count_types(candidates),
+            "config_types": count_config_types(candidates),
         }
         data["timings_s"]["candidate_md"] = round(time.perf_counter() - t0, 2)
         _write_frames(self.folder / "candidates.extxyz", candidates)
@@ -425,7 +425,7 @@ class Iteration:
         _write_frames(self.folder / "selected.extxyz", chosen)
         rec["selected"].update(
             count=len(chosen),
-            config_types=count_types(chosen),
+            config_types=count_config_types(chosen),
             sigma_before=[round(float(f.info["sigma_max"]), 4) for f in chosen],
         )
         path, key = self.folder / "labelled.json", file_hash(self.folder / "selected.extxyz")
@@ -436,7 +436,7 @@ class Iteration:
         labelled = read(self.folder / "labelled.extxyz", index=":", format="extxyz")
         _write_frames(self.folder / "train_next.extxyz", [*train, *labelled])
         self.timings["label"] = done["wall_s"]
-        rec["labelled"].update(count=len(labelled), config_types=count_types(labelled))
+        rec["labelled"].update(count=len(labelled), config_types=count_config_types(labelled))
         rec["labelled"].update(computed=done["computed"], failed=done["failed"])
 
     def _label(self, frames: list[Atoms], oracle: Any, store: Any) -> dict[str, Any]:
